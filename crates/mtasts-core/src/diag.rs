@@ -1,0 +1,121 @@
+//! The common shape of every problem the core can report.
+//!
+//! Parsers return narrow, typed errors (for a sending MTA: valid or not). A linter wants every
+//! problem with a precise message, a stable code, a location and a fix; every error and
+//! warning enum in the core implements [`Diagnostic`] so that front ends can render them all
+//! the same way without knowing each enum.
+
+use crate::rfc::RfcRef;
+use serde::Serialize;
+use std::fmt;
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing is wrong.
+    Info,
+    /// Accepted by a conforming sender, but a mistake or a risk.
+    Warning,
+    /// Makes the record, policy or report invalid (or, for coverage, makes mail bounce).
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// Where in the input a finding applies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Location {
+    /// A 1-based line of a text input (the policy file).
+    Line {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A field of a TXT record, or of a JSON report (a JSON pointer-like path).
+    Field {
+        /// The field's name or path, e.g. `id` or `policies[0].summary`.
+        field: String,
+    },
+    /// One record of a TXT RRset (0-based index).
+    Record {
+        /// 0-based index in the RRset as given.
+        index: usize,
+    },
+    /// The input as a whole.
+    Whole,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Line { line } => write!(f, "line {line}"),
+            Location::Field { field } => write!(f, "field {field}"),
+            Location::Record { index } => write!(f, "record #{}", index + 1),
+            Location::Whole => f.write_str("whole input"),
+        }
+    }
+}
+
+/// Implemented by every error and warning type of the core.
+pub trait Diagnostic: fmt::Display {
+    /// A stable identifier, e.g. `sts.policy.max-age-too-large`. Never changes once released.
+    fn code(&self) -> &'static str;
+    /// How bad it is.
+    fn severity(&self) -> Severity;
+    /// The section of the standard that sets the rule.
+    fn rfc(&self) -> RfcRef;
+    /// Where it is.
+    fn location(&self) -> Location;
+    /// How to fix it, in one line.
+    fn hint(&self) -> String;
+}
+
+/// A rendered, self-contained finding: what front ends print and serialise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable identifier (see [`Diagnostic::code`]).
+    pub code: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// Where.
+    pub location: Location,
+    /// What is wrong, in one line.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+    /// The rule's section.
+    pub rfc: RfcRef,
+}
+
+impl Finding {
+    /// Renders any diagnostic.
+    pub fn from_diagnostic(d: &(impl Diagnostic + ?Sized)) -> Self {
+        Finding {
+            code: d.code(),
+            severity: d.severity(),
+            location: d.location(),
+            message: d.to_string(),
+            hint: d.hint(),
+            rfc: d.rfc(),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {} [{}, {}]",
+            self.severity, self.location, self.message, self.code, self.rfc
+        )
+    }
+}

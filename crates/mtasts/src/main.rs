@@ -1,0 +1,122 @@
+//! `mtasts`: take a mail domain from opportunistic to enforced TLS (RFC 8461 MTA-STS,
+//! RFC 8460 TLS-RPT). This binary only parses arguments and dispatches to the libraries.
+#![forbid(unsafe_code)]
+
+mod lint_cmd;
+mod output;
+mod report_cmd;
+
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status: everything valid.
+pub(crate) const EXIT_OK: u8 = 0;
+/// Exit status: findings at error level.
+pub(crate) const EXIT_FINDINGS: u8 = 1;
+/// Exit status: usage or I/O error.
+pub(crate) const EXIT_TROUBLE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "mtasts",
+    version,
+    about = "MTA-STS (RFC 8461) and TLS-RPT (RFC 8460): check, publish and enforce TLS for mail",
+    long_about = "mtasts takes a mail domain from \"TLS is opportunistic\" to \"TLS is enforced\" and keeps it there.\n\nExit status: 0 valid, 1 findings at error level, 2 usage or I/O error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a policy file or DNS TXT records before publishing them
+    #[command(subcommand)]
+    Lint(LintCommand),
+    /// Read TLS-RPT aggregate reports (RFC 8460)
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand)]
+enum LintCommand {
+    /// Check an MTA-STS policy file (RFC 8461 §3.2): every error and warning, with line numbers
+    Policy(LintPolicyArgs),
+    /// Check `v=STSv1` / `v=TLSRPTv1` TXT records; several arguments form one RRset
+    Record(LintRecordArgs),
+}
+
+#[derive(Args)]
+struct LintPolicyArgs {
+    /// The policy file, or `-` for standard input
+    file: PathBuf,
+    /// An MX host name to test against the policy's mx patterns (RFC 8461 §4.1); repeatable.
+    /// An MX host no pattern covers is an error: under enforce, mail to it is refused
+    #[arg(long = "mx", value_name = "HOST")]
+    mx: Vec<String>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LintRecordArgs {
+    /// The TXT record text, e.g. 'v=STSv1; id=20250101'. Zone-file form with quoted strings
+    /// ('"v=STSv1; " "id=1"') is joined as DNS would
+    #[arg(required = true, value_name = "TXT")]
+    records: Vec<String>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Parse TLS-RPT reports (.json, .json.gz or an .eml message) and summarise them
+    Parse(ReportParseArgs),
+}
+
+#[derive(Args)]
+struct ReportParseArgs {
+    /// Report files, or `-` for standard input
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Print the normalised reports as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                EXIT_TROUBLE
+            } else {
+                EXIT_OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    let code = match cli.command {
+        Command::Lint(LintCommand::Policy(a)) => {
+            lint_cmd::lint_policy(&a.file, &a.mx, a.json, &mut out, &mut err)
+        }
+        Command::Lint(LintCommand::Record(a)) => {
+            lint_cmd::lint_record(&a.records, a.json, &mut out, &mut err)
+        }
+        Command::Report(ReportCommand::Parse(a)) => {
+            report_cmd::parse_reports(&a.files, a.json, &mut out, &mut err)
+        }
+    };
+    // A closed pipe (`mtasts ... | head`) is not an error worth a message.
+    let _ = out.flush();
+    ExitCode::from(code)
+}
