@@ -1,0 +1,1 @@
+//! placeholder: the TLS-RPT report cases are being written
