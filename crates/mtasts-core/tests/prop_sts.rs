@@ -8,7 +8,9 @@ use proptest::prelude::*;
 
 fn label() -> impl Strategy<Value = String> {
     "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?"
-        .prop_filter("an xn-- label must be valid Punycode", |l: &String| !l.starts_with("xn--"))
+        .prop_filter("an xn-- label must be valid Punycode", |l: &String| {
+            !l.starts_with("xn--")
+        })
 }
 
 fn domain() -> impl Strategy<Value = String> {

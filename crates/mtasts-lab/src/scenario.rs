@@ -935,7 +935,7 @@ impl Scenario {
     }
 }
 
-fn validate_policy(p: &PolicySpec) -> Result<(), (String, String)> {
+pub(crate) fn validate_policy(p: &PolicySpec) -> Result<(), (String, String)> {
     let bad = |f: &str, m: String| Err((f.to_owned(), m));
     if let Some(s) = p.status
         && !(100..=599).contains(&s)
@@ -1032,7 +1032,7 @@ fn validate_replies(replies: &[ReplyFault], field: &str) -> Result<(), (String, 
     Ok(())
 }
 
-fn validate_host(h: &HostSpec) -> Result<(), (String, String)> {
+pub(crate) fn validate_host(h: &HostSpec) -> Result<(), (String, String)> {
     validate_cert(&h.cert).map_err(|m| ("cert".to_owned(), m))?;
     if h.greeting_delay_ms > limits::MAX_CONFIGURED_DELAY.as_millis() as u64 {
         return Err(("greeting_delay_ms".to_owned(), "too long".to_owned()));

@@ -248,7 +248,7 @@ impl Shared {
         // SMTP hosts and their backends.
         for (name, (domain, spec)) in collect_hosts(scenario) {
             let addrs = host_addrs.get(&name).cloned().unwrap_or_default();
-            shared.install_host(&name, &domain, spec, addrs)?;
+            shared.install_host(&name, &domain, spec, addrs, false)?;
         }
         // Policy hosts.
         for (domain, spec) in &scenario.domains {
@@ -292,3 +292,299 @@ impl Shared {
         Ok(shared)
     }
 
+
+fn mutation_err(msg: impl Into<String>) -> LabError {
+    LabError::Mutation(msg.into())
+}
+
+fn norm(name: &str) -> Result<String, LabError> {
+    scenario::normalize_name(name).map_err(mutation_err)
+}
+
+impl Shared {
+    fn resolve_addrs(&self, list: &[AddrRef]) -> Result<Vec<Ipv4Addr>, LabError> {
+        let mut out = Vec::new();
+        for a in list {
+            match a {
+                AddrRef::Literal(ip) => out.push(*ip),
+                AddrRef::Https => out.push(self.addressing.https_ip),
+                AddrRef::Host(h) => {
+                    let hosts = read(&self.hosts);
+                    let entry = hosts
+                        .get(h)
+                        .ok_or_else(|| mutation_err(format!("host:{h}: no such SMTP host")))?;
+                    out.extend(entry.addrs.iter().copied());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Apply a `dns` entry to a name: present fields replace, absent ones stay.
+    pub(crate) fn merge_dns(
+        &self,
+        name: &str,
+        spec: &DnsNameSpec,
+        _from_scenario: bool,
+    ) -> Result<(), LabError> {
+        let spec = scenario::validate_dns_entry(spec.clone())
+            .map_err(|(f, m)| mutation_err(format!("{name}: field {f}: {m}")))?;
+        let a = match &spec.a {
+            Some(list) => Some(self.resolve_addrs(list)?),
+            None => None,
+        };
+        let tlsa = match &spec.tlsa {
+            Some(list) => Some(
+                list.iter()
+                    .map(|t| scenario::parse_tlsa(t))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(mutation_err)?,
+            ),
+            None => None,
+        };
+        let fault_types = match &spec.fault_types {
+            Some(list) => Some(
+                list.iter()
+                    .map(|t| scenario::parse_record_type(t))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(mutation_err)?,
+            ),
+            None => None,
+        };
+        let mut zone = write(&self.zone);
+        let e = zone.names.entry(name.to_owned()).or_default();
+        if let Some(txt) = spec.txt {
+            e.txt = txt;
+        }
+        if let Some(a) = a {
+            e.a = a;
+        }
+        if let Some(aaaa) = spec.aaaa {
+            e.aaaa = aaaa;
+        }
+        if let Some(mx) = spec.mx {
+            e.mx = mx;
+        }
+        if let Some(c) = spec.cname {
+            e.cname = if c.is_empty() { None } else { Some(c) };
+        }
+        if let Some(t) = tlsa {
+            e.tlsa = t;
+        }
+        if let Some(f) = spec.fault {
+            e.fault = Some(f);
+        }
+        if let Some(t) = fault_types {
+            e.fault_types = t;
+        }
+        if let Some(d) = spec.delay_ms {
+            e.delay = Duration::from_millis(d);
+        }
+        if let Some(s) = spec.dnssec_signed {
+            e.dnssec_signed = s;
+        }
+        if spec.ttl.is_some() {
+            e.ttl = spec.ttl;
+        }
+        Ok(())
+    }
+
+    /// Install (or replace) an SMTP host. Certificates are re-issued only where the
+    /// certificate spec changed.
+    pub(crate) fn install_host(
+        &self,
+        name: &str,
+        domain: &str,
+        spec: HostSpec,
+        addrs: Vec<Ipv4Addr>,
+        force_new_certs: bool,
+    ) -> Result<(), LabError> {
+        if addrs.len() != spec.backend_count() {
+            return Err(mutation_err(format!(
+                "host {name} has {} backend address(es) but the spec wants {} backend(s)",
+                addrs.len(),
+                spec.backend_count()
+            )));
+        }
+        let mut new_backends = Vec::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            let settings = spec.effective_backend(i);
+            let existing = read(&self.backends).get(addr).cloned();
+            let (cert, tls) = match existing {
+                Some(b) if !force_new_certs && b.cert.spec == settings.cert => (b.cert, b.tls),
+                _ => {
+                    let cert = self.pki.issue(name, &settings.cert)?;
+                    let tls = smtp_tls_config(&cert)?;
+                    (cert, tls)
+                }
+            };
+            new_backends.push((
+                *addr,
+                Backend {
+                    host: name.to_owned(),
+                    settings,
+                    cert,
+                    tls,
+                },
+            ));
+        }
+        {
+            let mut backends = write(&self.backends);
+            for (addr, b) in new_backends {
+                backends.insert(addr, b);
+            }
+        }
+        write(&self.hosts).insert(
+            name.to_owned(),
+            HostEntry {
+                domain: domain.to_owned(),
+                spec,
+                addrs,
+            },
+        );
+        Ok(())
+    }
+
+    /// Install (or replace) the policy host of `domain`.
+    pub(crate) fn install_policy(&self, domain: &str, spec: PolicySpec) -> Result<(), LabError> {
+        self.install_policy_with(domain, spec, false)
+    }
+
+    fn install_policy_with(
+        &self,
+        domain: &str,
+        spec: PolicySpec,
+        force_new_cert: bool,
+    ) -> Result<(), LabError> {
+        let host = format!("mta-sts.{domain}");
+        let existing = read(&self.policies).get(&host).map(|p| p.cert.clone());
+        let cert = match existing {
+            Some(c) if !force_new_cert && c.spec == spec.cert => c,
+            _ => self.pki.issue(&host, &spec.cert)?,
+        };
+        write(&self.resolver.certs).insert(host.clone(), cert.certified.clone());
+        let body = Arc::new(spec.render_body());
+        write(&self.policies).insert(
+            host,
+            PolicyHost {
+                domain: domain.to_owned(),
+                spec,
+                body,
+                cert,
+            },
+        );
+        Ok(())
+    }
+
+    /// The policy host a ClientHello's SNI selects.
+    pub(crate) fn policy_for_sni(&self, sni: &str) -> Option<PolicyHost> {
+        read(&self.policies).get(sni).cloned()
+    }
+
+    /// Apply one mutation.
+    pub(crate) fn apply(&self, m: Mutation) -> Result<(), LabError> {
+        match m {
+            Mutation::SetDns { name, set } => {
+                let name = norm(&name)?;
+                self.merge_dns(&name, &set, false)
+            }
+            Mutation::RemoveName { name } => {
+                let name = norm(&name)?;
+                write(&self.zone)
+                    .names
+                    .remove(&name)
+                    .map(|_| ())
+                    .ok_or_else(|| mutation_err(format!("{name}: no such DNS name")))
+            }
+            Mutation::SetPolicy { domain, policy } => {
+                let domain = norm(&domain)?;
+                scenario::validate_policy(&policy)
+                    .map_err(|(f, m)| mutation_err(format!("policy.{f}: {m}")))?;
+                self.install_policy(&domain, policy)?;
+                let mut zone = write(&self.zone);
+                let https_ip = self.addressing.https_ip;
+                let e = zone.names.entry(format!("mta-sts.{domain}")).or_default();
+                if e.a.is_empty() && e.cname.is_none() {
+                    e.a = vec![https_ip];
+                }
+                Ok(())
+            }
+            Mutation::RemovePolicy { domain } => {
+                let domain = norm(&domain)?;
+                let host = format!("mta-sts.{domain}");
+                if write(&self.policies).remove(&host).is_none() {
+                    return Err(mutation_err(format!("{domain}: no policy host")));
+                }
+                write(&self.resolver.certs).remove(&host);
+                let mut zone = write(&self.zone);
+                if let Some(e) = zone.names.get_mut(&host) {
+                    e.a.clear();
+                }
+                Ok(())
+            }
+            Mutation::BlockPolicyHost { domain, block } => {
+                let domain = norm(&domain)?;
+                let host = format!("mta-sts.{domain}");
+                let mut policies = write(&self.policies);
+                let p = policies
+                    .get_mut(&host)
+                    .ok_or_else(|| mutation_err(format!("{domain}: no policy host")))?;
+                p.spec.block = block;
+                Ok(())
+            }
+            Mutation::SetHost { name, host } => {
+                let name = norm(&name)?;
+                scenario::validate_host(&host)
+                    .map_err(|(f, m)| mutation_err(format!("host.{f}: {m}")))?;
+                let entry = self.host_entry(&name)?;
+                self.install_host(&name, &entry.domain, host, entry.addrs, false)
+            }
+            Mutation::SetStarttls { name, mode } => {
+                let name = norm(&name)?;
+                let mut entry = self.host_entry(&name)?;
+                entry.spec.starttls = mode;
+                for b in &mut entry.spec.backends {
+                    b.starttls = None;
+                }
+                self.install_host(&name, &entry.domain, entry.spec, entry.addrs, false)
+            }
+            Mutation::SetCert { name, cert } => {
+                let name = norm(&name)?;
+                let policy = self.policy_for_sni(&name);
+                if let Some(mut p) = policy {
+                    p.spec.cert = cert;
+                    return self.install_policy_with(&p.domain, p.spec, true);
+                }
+                let mut entry = self.host_entry(&name)?;
+                entry.spec.cert = cert;
+                for b in &mut entry.spec.backends {
+                    b.cert = None;
+                }
+                self.install_host(&name, &entry.domain, entry.spec, entry.addrs, true)
+            }
+            Mutation::ClearLogs => {
+                lock(&self.logs).clear();
+                Ok(())
+            }
+        }
+    }
+
+    fn host_entry(&self, name: &str) -> Result<HostEntry, LabError> {
+        read(&self.hosts)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| mutation_err(format!("{name}: no such SMTP host")))
+    }
+
+    /// A backend's current settings.
+    pub(crate) fn backend(&self, addr: Ipv4Addr) -> Option<Backend> {
+        read(&self.backends).get(&addr).cloned()
+    }
+
+    /// Whether a policy host should be blocked.
+    pub(crate) fn policy_block(&self, sni: &str) -> BlockMode {
+        read(&self.policies)
+            .get(sni)
+            .map_or(BlockMode::None, |p| p.spec.block)
+    }
+}

@@ -134,7 +134,15 @@ fn render_policy_text(
     for f in coverage {
         match f.severity {
             Severity::Info => writeln!(out, "{name}: ok: {}", f.message)?,
-            _ => write_finding(out, name, f)?,
+            // The message names the host or pattern already.
+            _ => write_finding(
+                out,
+                name,
+                &Finding {
+                    location: Location::Whole,
+                    ..f.clone()
+                },
+            )?,
         }
     }
     let mut all: Vec<Finding> = findings.to_vec();

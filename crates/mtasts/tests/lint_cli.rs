@@ -45,7 +45,10 @@ fn five_mistakes_reported_with_lines_and_hints_in_text() {
     }
     // Every finding is followed by its hint.
     let findings = text.lines().filter(|l| l.contains(" [sts.")).count();
-    let hints = text.lines().filter(|l| l.trim_start().starts_with("hint: ")).count();
+    let hints = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("hint: "))
+        .count();
     assert!(findings >= 5, "{text}");
     assert_eq!(findings, hints, "{text}");
     assert!(text.contains("did you mean \"mx\""), "{text}");
@@ -54,7 +57,12 @@ fn five_mistakes_reported_with_lines_and_hints_in_text() {
 #[test]
 fn five_mistakes_reported_with_lines_and_hints_in_json() {
     let path = data("five-mistakes.txt");
-    let o = mtasts(&["lint", "policy", "--json", path.to_str().expect("utf-8 path")]);
+    let o = mtasts(&[
+        "lint",
+        "policy",
+        "--json",
+        path.to_str().expect("utf-8 path"),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["valid"], false);
@@ -65,7 +73,10 @@ fn five_mistakes_reported_with_lines_and_hints_in_json() {
             .find(|f| f["code"] == code && f["location"]["line"] == line)
             .unwrap_or_else(|| panic!("no {code} on line {line}: {v:#}"));
         assert!(!f["hint"].as_str().unwrap_or("").is_empty(), "{f}");
-        assert!(f["rfc"].as_str().unwrap_or("").starts_with("RFC 8461 §"), "{f}");
+        assert!(
+            f["rfc"].as_str().unwrap_or("").starts_with("RFC 8461 §"),
+            "{f}"
+        );
         assert!(["error", "warning"].contains(&f["severity"].as_str().unwrap_or("")));
     }
 }
@@ -74,7 +85,15 @@ fn five_mistakes_reported_with_lines_and_hints_in_json() {
 fn valid_policy_exits_zero_and_reports_coverage() {
     let path = data("good.txt");
     let p = path.to_str().expect("utf-8 path");
-    let o = mtasts(&["lint", "policy", p, "--mx", "mail.example.com", "--mx", "mx1.example.net."]);
+    let o = mtasts(&[
+        "lint",
+        "policy",
+        p,
+        "--mx",
+        "mail.example.com",
+        "--mx",
+        "mx1.example.net.",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("valid policy: mode enforce, max_age 604800"));
 }
@@ -87,8 +106,16 @@ fn uncovered_mx_is_an_error() {
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     let cov = v["coverage"].as_array().expect("coverage");
-    assert!(cov.iter().any(|f| f["code"] == "sts.coverage.mx-not-covered" && f["severity"] == "error"), "{v:#}");
-    assert!(cov.iter().any(|f| f["code"] == "sts.coverage.unused-pattern"), "{v:#}");
+    assert!(
+        cov.iter()
+            .any(|f| f["code"] == "sts.coverage.mx-not-covered" && f["severity"] == "error"),
+        "{v:#}"
+    );
+    assert!(
+        cov.iter()
+            .any(|f| f["code"] == "sts.coverage.unused-pattern"),
+        "{v:#}"
+    );
 }
 
 #[test]
@@ -127,7 +154,11 @@ fn oversize_policy_is_reported() {
     std::fs::write(&path, &body).expect("write");
     let o = mtasts(&["lint", "policy", path.to_str().expect("utf-8 path")]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("sts.fetch.body-too-large"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("sts.fetch.body-too-large"),
+        "{}",
+        stdout(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -156,7 +187,13 @@ fn record_rrset_with_two_sts_records_is_invalid() {
     let o = mtasts(&["lint", "record", "--json", "v=STSv1; id=1", "v=STSv1; id=2"]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    assert!(v["findings"].as_array().expect("findings").iter().any(|f| f["code"] == "sts.record.multiple"));
+    assert!(
+        v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["code"] == "sts.record.multiple")
+    );
 }
 
 #[test]
@@ -171,6 +208,9 @@ fn record_wrong_case_version_is_explained() {
     let o = mtasts(&["lint", "record", "v=stsv1; id=1"]);
     assert_eq!(o.status.code(), Some(1));
     let text = stdout(&o);
-    assert!(text.contains("record.discarded") && text.contains("case-sensitive"), "{text}");
+    assert!(
+        text.contains("record.discarded") && text.contains("case-sensitive"),
+        "{text}"
+    );
     assert!(text.contains("sts.record.none"), "{text}");
 }

@@ -300,12 +300,12 @@ pub fn check_media_type(content_type: Option<&str>) -> Result<(), MediaTypeProbl
             essence: mt.essence,
         });
     }
-    if let Some(cs) = mt.param("charset") {
-        if !(cs.eq_ignore_ascii_case("utf-8") || cs.eq_ignore_ascii_case("us-ascii")) {
-            return Err(MediaTypeProblem::Charset {
-                charset: cs.to_string(),
-            });
-        }
+    if let Some(cs) = mt.param("charset")
+        && !(cs.eq_ignore_ascii_case("utf-8") || cs.eq_ignore_ascii_case("us-ascii"))
+    {
+        return Err(MediaTypeProblem::Charset {
+            charset: cs.to_string(),
+        });
     }
     Ok(())
 }
@@ -365,10 +365,10 @@ pub fn evaluate_response(
 ) -> Result<(Policy, Option<MediaTypeProblem>), FetchError> {
     check_status(resp.status, resp.location)?;
     let media = check_media_type(resp.content_type).err();
-    if limits.require_text_plain {
-        if let Some(p) = media {
-            return Err(FetchError::MediaType(p));
-        }
+    if limits.require_text_plain
+        && let Some(p) = media
+    {
+        return Err(FetchError::MediaType(p));
     }
     check_declared_length(resp.content_length, limits)?;
     check_received(resp.body.len() as u64, limits)?;

@@ -319,10 +319,7 @@ impl Diagnostic for PolicyError {
         Severity::Error
     }
     fn rfc(&self) -> RfcRef {
-        match self {
-            PolicyError::InvalidMx { .. } => RfcRef::sts("3.2"),
-            _ => S3_2,
-        }
+        S3_2
     }
     fn location(&self) -> Location {
         line_or_whole(self.line())
@@ -681,10 +678,9 @@ pub fn lint_policy(text: &[u8]) -> PolicyLint {
             });
             continue;
         }
-        let first_line_of = |seen: Option<usize>| seen;
         match key {
             "version" => {
-                if let Some(first_line) = first_line_of(version) {
+                if let Some(first_line) = version {
                     warnings.push(PolicyWarning::DuplicateKey {
                         line: n,
                         key: key.into(),
@@ -805,10 +801,11 @@ pub fn lint_policy(text: &[u8]) -> PolicyLint {
         {
             errors.push(PolicyError::MissingMx { mode: m });
         }
-        if let Some((line, Some(age))) = max_age {
-            if m != Mode::None && age < SHORT_MAX_AGE {
-                warnings.push(PolicyWarning::ShortMaxAge { line, max_age: age });
-            }
+        if let Some((line, Some(age))) = max_age
+            && m != Mode::None
+            && age < SHORT_MAX_AGE
+        {
+            warnings.push(PolicyWarning::ShortMaxAge { line, max_age: age });
         }
     }
     warnings.sort_by_key(PolicyWarning::line);

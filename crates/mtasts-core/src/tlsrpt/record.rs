@@ -419,10 +419,10 @@ pub fn parse_report_uri(uri: &str) -> Result<ReportUri, UriProblem> {
                     Some((h, p)) => (h, Some(p)),
                     None => (hostport, None),
                 };
-                if let Some(p) = port {
-                    if p.parse::<u16>().is_err() {
-                        return Err(UriProblem::MissingHost);
-                    }
+                if let Some(p) = port
+                    && p.parse::<u16>().is_err()
+                {
+                    return Err(UriProblem::MissingHost);
                 }
                 if h.is_empty() {
                     return Err(UriProblem::MissingHost);

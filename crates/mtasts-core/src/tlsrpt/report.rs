@@ -368,12 +368,16 @@ impl PolicyEntry {
 impl Report {
     /// Successful sessions over all policies (missing counts are 0).
     pub fn total_successful(&self) -> u64 {
-        self.summaries().map(Summary::successful).fold(0, u64::saturating_add)
+        self.summaries()
+            .map(Summary::successful)
+            .fold(0, u64::saturating_add)
     }
 
     /// Failed sessions over all policies, as the summaries say (missing counts are 0).
     pub fn total_failure(&self) -> u64 {
-        self.summaries().map(Summary::failed).fold(0, u64::saturating_add)
+        self.summaries()
+            .map(Summary::failed)
+            .fold(0, u64::saturating_add)
     }
 
     /// The sum of `failed-session-count` over every failure detail of every policy.
@@ -517,17 +521,29 @@ mod wire {
         pub(super) result_type: Option<&'a str>,
         #[serde(rename = "sending-mta-ip", skip_serializing_if = "Option::is_none")]
         pub(super) sending_mta_ip: Option<&'a str>,
-        #[serde(rename = "receiving-mx-hostname", skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "receiving-mx-hostname",
+            skip_serializing_if = "Option::is_none"
+        )]
         pub(super) receiving_mx_hostname: Option<&'a str>,
         #[serde(rename = "receiving-mx-helo", skip_serializing_if = "Option::is_none")]
         pub(super) receiving_mx_helo: Option<&'a str>,
         #[serde(rename = "receiving-ip", skip_serializing_if = "Option::is_none")]
         pub(super) receiving_ip: Option<&'a str>,
-        #[serde(rename = "failed-session-count", skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "failed-session-count",
+            skip_serializing_if = "Option::is_none"
+        )]
         pub(super) failed_session_count: Option<u64>,
-        #[serde(rename = "additional-information", skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "additional-information",
+            skip_serializing_if = "Option::is_none"
+        )]
         pub(super) additional_information: Option<&'a str>,
-        #[serde(rename = "failure-reason-code", skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "failure-reason-code",
+            skip_serializing_if = "Option::is_none"
+        )]
         pub(super) failure_reason_code: Option<&'a str>,
         #[serde(flatten)]
         pub(super) extra: &'a Map<String, Value>,
@@ -667,7 +683,11 @@ pub enum ReportError {
 }
 
 fn shown(field: &str) -> &str {
-    if field.is_empty() { "the report" } else { field }
+    if field.is_empty() {
+        "the report"
+    } else {
+        field
+    }
 }
 
 fn field_location(field: &str) -> Location {
@@ -778,7 +798,9 @@ pub enum ReportFinding {
     #[error("the report starts with a byte order mark, which JSON text must not have")]
     ByteOrderMark,
     /// A member name appears twice in one object; the last value is kept.
-    #[error("member {key:?} appears more than once in the same object; only the last value is kept")]
+    #[error(
+        "member {key:?} appears more than once in the same object; only the last value is kept"
+    )]
     DuplicateKey {
         /// Path of the member.
         field: String,
@@ -877,9 +899,7 @@ pub enum ReportFinding {
         end: String,
     },
     /// `total-failure-session-count` differs from the sum of `failed-session-count`.
-    #[error(
-        "summary counts {summary} failed sessions but the failure details add up to {details}"
-    )]
+    #[error("summary counts {summary} failed sessions but the failure details add up to {details}")]
     SummaryMismatch {
         /// Path of the summary count.
         field: String,
@@ -1152,9 +1172,7 @@ impl Diagnostic for ReportFinding {
             ReportFinding::OldFieldName { .. } => {
                 "nothing to do: the value is read under the RFC name"
             }
-            ReportFinding::AliasConflict { .. } => {
-                "compare both values; the RFC-named one is used"
-            }
+            ReportFinding::AliasConflict { .. } => "compare both values; the RFC-named one is used",
             ReportFinding::PolicyStringNotArray { .. }
             | ReportFinding::PolicyStringEncoded { .. } => {
                 "nothing to do: RFC 8460 §4.5 defines policy-string as an array of lines"
@@ -2091,7 +2109,13 @@ mod tests {
         assert!(p.findings.is_empty(), "{:?}", p.findings);
         let input: Value = serde_json::from_str(RFC_ERRATUM).unwrap_or(Value::Null);
         assert_eq!(p.report.to_json(), input);
-        assert_eq!(p.report.policies[0].policy.as_ref().and_then(Policy::sts_mode), Some("testing"));
+        assert_eq!(
+            p.report.policies[0]
+                .policy
+                .as_ref()
+                .and_then(Policy::sts_mode),
+            Some("testing")
+        );
     }
 
     #[test]

@@ -5,10 +5,14 @@ use mtasts_core::sts::fetch::{
     FetchLimits, PolicyResponse, check_media_type, check_status, evaluate_response, policy_url,
 };
 
-const GOOD: &[u8] = b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmax_age: 86400\r\n";
+const GOOD: &[u8] =
+    b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmax_age: 86400\r\n";
 
 fn check_status_case(status: u16, expected: Result<(), &str>) {
-    match (check_status(status, Some("https://elsewhere.example/")), expected) {
+    match (
+        check_status(status, Some("https://elsewhere.example/")),
+        expected,
+    ) {
         (Ok(()), Ok(())) => {}
         (Err(e), Err(code)) => assert_eq!(e.code(), code, "status {status}: {e}"),
         (got, _) => panic!("status {status}: expected {expected:?}, got {got:?}"),
@@ -86,7 +90,11 @@ cases! { check_size;
 #[test]
 fn rfc8461_s3_3_redirect_reports_location() {
     let e = check_status(302, Some("https://www.example.com/mta-sts.txt")).expect_err("redirect");
-    assert!(e.to_string().contains("https://www.example.com/mta-sts.txt"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("https://www.example.com/mta-sts.txt"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -100,7 +108,9 @@ fn rfc8461_s3_2_wrong_media_type_tolerated_when_configured() {
     };
     let strict = FetchLimits::default();
     assert_eq!(
-        evaluate_response(&resp, &strict).map(|_| ()).map_err(|e| e.code()),
+        evaluate_response(&resp, &strict)
+            .map(|_| ())
+            .map_err(|e| e.code()),
         Err("sts.fetch.media-type")
     );
     let lenient = FetchLimits {

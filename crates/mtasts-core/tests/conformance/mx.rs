@@ -5,7 +5,11 @@ use mtasts_core::sts::mx::MxPattern;
 /// `(pattern, host)` → whether it matches.
 fn check((pattern, host): (&str, &str), expected: bool) {
     let p = MxPattern::parse(pattern).unwrap_or_else(|e| panic!("pattern {pattern:?}: {e}"));
-    assert_eq!(p.matches(host), expected, "pattern {pattern:?} host {host:?}");
+    assert_eq!(
+        p.matches(host),
+        expected,
+        "pattern {pattern:?} host {host:?}"
+    );
 }
 
 cases! { check;

@@ -21,7 +21,11 @@ fn check(text: &str, expected: Result<&str, &str>) {
 /// The policy is valid and the linter raises the given warning code.
 fn check_warning(text: &str, code: &str) {
     let lint = lint_policy(text.as_bytes());
-    assert!(lint.policy.is_some(), "policy {text:?} should be valid: {:?}", lint.errors);
+    assert!(
+        lint.policy.is_some(),
+        "policy {text:?} should be valid: {:?}",
+        lint.errors
+    );
     assert!(
         lint.warnings.iter().any(|w| w.code() == code),
         "policy {text:?}: expected warning {code}, got {:?}",
@@ -139,7 +143,9 @@ fn rfc8461_s10_2_one_day_is_not_short() {
 
 #[test]
 fn rfc8461_s3_2_mixed_case_key_suggests_the_right_one() {
-    let lint = lint_policy(b"version: STSv1\nMode: enforce\nmode: testing\nmx: a.example\nmax_age: 86400\n");
+    let lint = lint_policy(
+        b"version: STSv1\nMode: enforce\nmode: testing\nmx: a.example\nmax_age: 86400\n",
+    );
     let w = lint
         .warnings
         .iter()
@@ -156,8 +162,9 @@ cases! { check_error_count;
 
 #[test]
 fn rfc8461_s3_2_canonical_text_round_trips() {
-    let p = Policy::parse(b"mx: *.Example.net\nmax_age: 5\nmode: testing\nversion: STSv1\next: 1\n")
-        .expect("valid");
+    let p =
+        Policy::parse(b"mx: *.Example.net\nmax_age: 5\nmode: testing\nversion: STSv1\next: 1\n")
+            .expect("valid");
     let text = p.to_text();
     assert!(text.starts_with("version: STSv1\r\n"));
     assert_eq!(Policy::parse(text.as_bytes()), Ok(p));
