@@ -85,6 +85,8 @@ pub struct SmtpSession {
     pub commands: Vec<String>,
     /// Set once STARTTLS completed.
     pub tls: Option<TlsInfo>,
+    /// Why a STARTTLS handshake failed (or was failed on purpose), if it did.
+    pub tls_error: Option<String>,
     /// Ids of the messages accepted in this session.
     pub message_ids: Vec<u64>,
     /// Whether the connection has ended.

@@ -26,7 +26,7 @@ pub struct IssuedCert {
     /// The chain the server sends, leaf first.
     pub chain: Vec<CertificateDer<'static>>,
     /// The leaf's private key (PKCS#8 DER).
-    pub key: PrivatePkcs8KeyDer<'static>,
+    pub key_pkcs8: Vec<u8>,
     /// The chain and key ready for rustls.
     pub certified: Arc<CertifiedKey>,
     /// The served chain as PEM.
@@ -212,9 +212,9 @@ impl Pki {
         }
         let mut chain = vec![leaf.der().clone()];
         chain.append(&mut chain_rest);
-        let key_der = PrivatePkcs8KeyDer::from(key.serialize_der());
+        let key_pkcs8 = key.serialize_der();
         let signing = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
-            key_der.clone_key(),
+            PrivatePkcs8KeyDer::from(key_pkcs8.clone()),
         ))
         .map_err(|e| cert_err(host, e))?;
         let certified = Arc::new(CertifiedKey::new(chain.clone(), signing));
@@ -222,7 +222,7 @@ impl Pki {
             spec: spec.clone(),
             names,
             chain,
-            key: key_der,
+            key_pkcs8,
             certified,
             chain_pem,
         })

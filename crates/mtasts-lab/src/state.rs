@@ -291,7 +291,7 @@ impl Shared {
         }
         Ok(shared)
     }
-
+}
 
 fn mutation_err(msg: impl Into<String>) -> LabError {
     LabError::Mutation(msg.into())
@@ -586,5 +586,44 @@ impl Shared {
         read(&self.policies)
             .get(sni)
             .map_or(BlockMode::None, |p| p.spec.block)
+    }
+}
+
+/// Read-only views of the logs, shared by [`crate::World`] and the control API.
+impl Shared {
+    pub(crate) fn messages(&self, host: Option<&str>) -> Vec<crate::logs::StoredMessage> {
+        lock(&self.logs)
+            .messages
+            .iter()
+            .filter(|m| host.is_none_or(|h| m.host == h))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn sessions(&self, host: Option<&str>) -> Vec<crate::logs::SmtpSession> {
+        let sessions: Vec<_> = lock(&self.logs).sessions.iter().cloned().collect();
+        sessions
+            .iter()
+            .map(|s| lock(s).clone())
+            .filter(|s| host.is_none_or(|h| s.host == h))
+            .collect()
+    }
+
+    pub(crate) fn fetches(&self, domain: Option<&str>) -> Vec<crate::logs::PolicyFetch> {
+        lock(&self.logs)
+            .fetches
+            .iter()
+            .filter(|f| domain.is_none_or(|d| f.domain.as_deref() == Some(d)))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn dns_queries(&self, name: Option<&str>) -> Vec<crate::logs::DnsQueryLog> {
+        lock(&self.logs)
+            .dns
+            .iter()
+            .filter(|q| name.is_none_or(|n| q.name == n))
+            .cloned()
+            .collect()
     }
 }

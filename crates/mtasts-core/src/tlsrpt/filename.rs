@@ -363,10 +363,9 @@ impl Diagnostic for FilenameMismatch {
 pub(crate) fn same_domain(a: &str, b: &str) -> bool {
     match (to_a_label(a), to_a_label(b)) {
         (Ok(x), Ok(y)) => x == y,
-        _ => {
-            a.trim_end_matches('.')
-                .eq_ignore_ascii_case(b.trim_end_matches('.'))
-        }
+        _ => a
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(b.trim_end_matches('.')),
     }
 }
 

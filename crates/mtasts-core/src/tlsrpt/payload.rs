@@ -22,8 +22,10 @@ use crate::tlsrpt::report::{
     ParsedReport, Report, ReportError, ReportFinding, ReportLimits, parse_report,
 };
 use flate2::read::MultiGzDecoder;
-use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::{Encoding, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::io::Read;
 
 /// The gzip magic number (RFC 1952 §2.3.1).
@@ -105,9 +107,9 @@ pub struct Extracted {
 #[non_exhaustive]
 pub enum PayloadError {
     /// The input is larger than [`ReportLimits::max_input_bytes`].
-    #[error("the input is {size} bytes, more than the limit of {limit}")]
+    #[error("the input is larger than the limit of {limit} bytes")]
     InputTooLarge {
-        /// Its size.
+        /// Its size (a caller that reads at most `limit + 1` bytes passes that).
         size: usize,
         /// The limit.
         limit: usize,
@@ -209,7 +211,9 @@ pub enum PayloadFinding {
         value: String,
     },
     /// The report part is `application/tlsrpt` without `+json` or `+gzip`.
-    #[error("the report part is application/tlsrpt; RFC 8460 registers application/tlsrpt+json and application/tlsrpt+gzip")]
+    #[error(
+        "the report part is application/tlsrpt; RFC 8460 registers application/tlsrpt+json and application/tlsrpt+gzip"
+    )]
     BareTlsrptMediaType,
     /// The report was found only by its attachment name.
     #[error("the report part is {content_type}, found by its file name only")]
@@ -238,7 +242,9 @@ pub enum PayloadFinding {
         name: &'static str,
     },
     /// The subject is not `Report Domain: ... Submitter: ... Report-ID: ...`.
-    #[error("the subject is not \"Report Domain: <domain> Submitter: <submitter> Report-ID: <id>\"")]
+    #[error(
+        "the subject is not \"Report Domain: <domain> Submitter: <submitter> Report-ID: <id>\""
+    )]
     SubjectNotStandard {
         /// The subject.
         subject: String,
@@ -478,6 +484,9 @@ pub fn extract(bytes: &[u8], limits: &ReportLimits) -> Result<Extracted, Payload
             findings: Vec::new(),
         }),
         PayloadKind::Email => {
+            if !starts_like_email(bytes) {
+                return Err(PayloadError::Unrecognised);
+            }
             let message = MessageParser::default()
                 .parse(bytes)
                 .filter(|m| !m.headers().is_empty())
@@ -485,6 +494,19 @@ pub fn extract(bytes: &[u8], limits: &ReportLimits) -> Result<Extracted, Payload
             extract_email(&message, limits, 0)
         }
     }
+}
+
+/// Whether the input begins as an e-mail does: with a header field (`Name:`, the name being
+/// printable ASCII without a colon, RFC 5322 §2.2) or an mbox `From ` line.
+fn starts_like_email(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"From ") {
+        return true;
+    }
+    let name_len = bytes
+        .iter()
+        .take_while(|&&b| (33..=126).contains(&b) && b != b':')
+        .count();
+    name_len > 0 && bytes.get(name_len) == Some(&b':')
 }
 
 /// How good a candidate for the report part is (lower is better).
@@ -495,7 +517,12 @@ fn rank(part: &MessagePart<'_>) -> Option<u8> {
     if let Some(ct) = part.content_type()
         && ct.c_type.eq_ignore_ascii_case("application")
     {
-        match ct.c_subtype.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        match ct
+            .c_subtype
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("tlsrpt+gzip") => return Some(0),
             Some("tlsrpt+json") => return Some(1),
             Some("tlsrpt") => return Some(2),
@@ -514,6 +541,22 @@ fn media_type(part: &MessagePart<'_>) -> String {
         },
         None => "text/plain".into(),
     }
+}
+
+/// A part's decoded content. mail-parser leaves a base64 part undecoded when the message ends
+/// without its closing boundary (seen in the wild); such a part is decoded here.
+fn part_contents<'p>(part: &'p MessagePart<'_>) -> Cow<'p, [u8]> {
+    let contents = part.contents();
+    let says_base64 = part
+        .content_transfer_encoding()
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"));
+    if says_base64
+        && part.encoding != Encoding::Base64
+        && let Some(decoded) = base64_decode(contents)
+    {
+        return Cow::Owned(decoded);
+    }
+    Cow::Borrowed(contents)
 }
 
 /// A header's value as text, found without regard to the case of its name.
@@ -585,7 +628,8 @@ fn extract_email(
     }
 
     let content_type = media_type(part);
-    let contents = part.contents();
+    let contents = part_contents(part);
+    let contents = contents.as_ref();
     let gzip = contents.starts_with(&GZIP_MAGIC);
     match rank {
         0 | 1 if gzip != (rank == 0) => findings.push(PayloadFinding::CompressionMismatch {
@@ -641,11 +685,19 @@ struct Subject<'a> {
 fn parse_subject(subject: &str) -> Option<Subject<'_>> {
     let words: Vec<&str> = subject.split_whitespace().collect();
     match words.as_slice() {
-        [report, domain_label, domain, submitter_label, submitter, id_label, _id, ..]
-            if report.eq_ignore_ascii_case("report")
-                && domain_label.eq_ignore_ascii_case("domain:")
-                && submitter_label.eq_ignore_ascii_case("submitter:")
-                && id_label.eq_ignore_ascii_case("report-id:") =>
+        [
+            report,
+            domain_label,
+            domain,
+            submitter_label,
+            submitter,
+            id_label,
+            _id,
+            ..,
+        ] if report.eq_ignore_ascii_case("report")
+            && domain_label.eq_ignore_ascii_case("domain:")
+            && submitter_label.eq_ignore_ascii_case("submitter:")
+            && id_label.eq_ignore_ascii_case("report-id:") =>
         {
             Some(Subject { domain, submitter })
         }
@@ -767,8 +819,13 @@ mod tests {
 
     #[test]
     fn subject_parts() {
-        let s = parse_subject("Report Domain: example.net Submitter: mail.sender.example.com Report-ID: <a@b>");
-        assert_eq!(s.map(|s| (s.domain, s.submitter)), Some(("example.net", "mail.sender.example.com")));
+        let s = parse_subject(
+            "Report Domain: example.net Submitter: mail.sender.example.com Report-ID: <a@b>",
+        );
+        assert_eq!(
+            s.map(|s| (s.domain, s.submitter)),
+            Some(("example.net", "mail.sender.example.com"))
+        );
         assert!(parse_subject("TLS report for example.net").is_none());
     }
 }

@@ -899,7 +899,7 @@ pub enum ReportFinding {
         end: String,
     },
     /// `total-failure-session-count` differs from the sum of `failed-session-count`.
-    #[error("summary counts {summary} failed sessions but the failure details add up to {details}")]
+    #[error("total-failure-session-count is {summary} but the failure details add up to {details}")]
     SummaryMismatch {
         /// Path of the summary count.
         field: String,
@@ -1157,7 +1157,7 @@ impl Diagnostic for ReportFinding {
                 "the sender's date range is reversed; do not rely on the report's time frame"
             }
             ReportFinding::SummaryMismatch { .. } => {
-                "seen from Mail.ru; failure types may overlap (RFC 8460 §4.4), so trust the summary for totals"
+                "some senders (Mail.ru) count this way, and failure types may overlap (RFC 8460 §4.4); use the summary for totals"
             }
             ReportFinding::UnknownResultType { .. } => {
                 "check the IANA STARTTLS Validation Result Types registry for newer types"
