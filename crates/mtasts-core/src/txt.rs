@@ -95,3 +95,87 @@ pub(crate) fn is_ext_value(value: &str) -> bool {
             .bytes()
             .all(|c| matches!(c, 0x21..=0x3A | 0x3C | 0x3E..=0x7E))
 }
+
+/// A syntax problem common to both record kinds; each kind maps it into its own error enum.
+#[derive(Debug)]
+pub(crate) enum FieldProblem<'a> {
+    NotAscii(usize),
+    MissingDelimiter,
+    EmptyField(usize),
+    FieldWithoutValue(&'a str),
+    InvalidFieldName(&'a str),
+    InvalidFieldValue(&'a str, &'a str),
+}
+
+/// A record split into the values of its one required field (every occurrence, for the
+/// caller to judge) and its extension fields.
+pub(crate) struct RecordFields<'a> {
+    pub(crate) required: Vec<&'a str>,
+    pub(crate) extensions: Vec<(&'a str, &'a str)>,
+}
+
+/// Parses `version 1*(delim field) [delim]` for a record already known to begin with
+/// `version`. `required` names the kind's own field (`id`, `rua`), whose value the caller
+/// validates; every other field must be a well-formed extension.
+pub(crate) fn parse_record<'a>(
+    text: &'a [u8],
+    version: &str,
+    required: &str,
+) -> Result<RecordFields<'a>, FieldProblem<'a>> {
+    if let Some(offset) = text.iter().position(|b| !b.is_ascii()) {
+        return Err(FieldProblem::NotAscii(offset));
+    }
+    let text = std::str::from_utf8(text).map_err(|e| FieldProblem::NotAscii(e.valid_up_to()))?;
+    let fields = split_fields(text, version).map_err(FieldProblem::EmptyField)?;
+    let mut out = RecordFields {
+        required: Vec::new(),
+        extensions: Vec::new(),
+    };
+    for field in fields {
+        if field.position == 0 {
+            return Err(FieldProblem::MissingDelimiter);
+        }
+        let Some((name, value)) = field.text.split_once('=') else {
+            return Err(FieldProblem::FieldWithoutValue(field.text));
+        };
+        if name == required {
+            out.required.push(value);
+        } else if !is_field_name(name) {
+            return Err(FieldProblem::InvalidFieldName(name));
+        } else if !is_ext_value(value) {
+            return Err(FieldProblem::InvalidFieldValue(name, value));
+        } else {
+            out.extensions.push((name, value));
+        }
+    }
+    Ok(out)
+}
+
+/// How many records of the kind an RRset holds, when it is not exactly one.
+pub(crate) enum Count {
+    None,
+    Multiple(usize),
+}
+
+/// The RFC 8461 §3.1 / RFC 8460 §3 RRset rule: join each record's strings, discard those not
+/// of this kind, and return the index and text of the one left.
+pub(crate) fn select_one<R, S>(
+    rrset: &[R],
+    is_kind: impl Fn(&[u8]) -> bool,
+) -> Result<(usize, Vec<u8>), Count>
+where
+    R: AsRef<[S]>,
+    S: AsRef<[u8]>,
+{
+    let mut found: Vec<(usize, Vec<u8>)> = rrset
+        .iter()
+        .map(|r| join_strings(r.as_ref()))
+        .enumerate()
+        .filter(|(_, t)| is_kind(t))
+        .collect();
+    match found.len() {
+        0 => Err(Count::None),
+        1 => Ok(found.remove(0)),
+        n => Err(Count::Multiple(n)),
+    }
+}

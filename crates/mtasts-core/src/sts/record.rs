@@ -253,59 +253,58 @@ impl StsRecord {
         if !is_sts_record(text) {
             return Err(RecordError::NotStsRecord);
         }
-        if let Some(offset) = text.iter().position(|b| !b.is_ascii()) {
-            return Err(RecordError::NotAscii { offset });
-        }
-        let text = std::str::from_utf8(text).map_err(|e| RecordError::NotAscii {
-            offset: e.valid_up_to(),
-        })?;
-        let fields = txt::split_fields(text, STS_VERSION)
-            .map_err(|position| RecordError::EmptyField { position })?;
-        let mut id = None;
-        let mut extensions = Vec::new();
-        let mut warnings = Vec::new();
-        for field in fields {
-            if field.position == 0 {
-                return Err(RecordError::MissingDelimiter);
-            }
-            let Some((name, value)) = field.text.split_once('=') else {
-                return Err(RecordError::FieldWithoutValue {
-                    field: field.text.to_string(),
-                });
-            };
-            if name == "id" {
-                if id.is_some() {
-                    return Err(RecordError::DuplicateId);
-                }
-                if value.is_empty()
-                    || value.len() > MAX_ID_LEN
-                    || !value.bytes().all(|b| b.is_ascii_alphanumeric())
-                {
-                    return Err(RecordError::InvalidId {
-                        value: value.to_string(),
-                    });
-                }
-                id = Some(value.to_string());
-                continue;
-            }
-            if !txt::is_field_name(name) {
-                return Err(RecordError::InvalidFieldName {
-                    name: name.to_string(),
-                });
-            }
-            if !txt::is_ext_value(value) {
-                return Err(RecordError::InvalidFieldValue {
-                    name: name.to_string(),
-                    value: value.to_string(),
-                });
-            }
-            warnings.push(RecordWarning::UnknownField {
-                name: name.to_string(),
+        let fields = txt::parse_record(text, STS_VERSION, "id").map_err(RecordError::from)?;
+        let id = match fields.required.as_slice() {
+            [] => return Err(RecordError::MissingId),
+            [id] => *id,
+            _ => return Err(RecordError::DuplicateId),
+        };
+        if id.is_empty() || id.len() > MAX_ID_LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(RecordError::InvalidId {
+                value: id.to_string(),
             });
-            extensions.push((name.to_string(), value.to_string()));
         }
-        let id = id.ok_or(RecordError::MissingId)?;
-        Ok((StsRecord { id, extensions }, warnings))
+        let warnings = fields
+            .extensions
+            .iter()
+            .map(|(name, _)| RecordWarning::UnknownField {
+                name: name.to_string(),
+            })
+            .collect();
+        let extensions = fields
+            .extensions
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok((
+            StsRecord {
+                id: id.to_string(),
+                extensions,
+            },
+            warnings,
+        ))
+    }
+}
+
+impl From<txt::FieldProblem<'_>> for RecordError {
+    fn from(p: txt::FieldProblem<'_>) -> Self {
+        use txt::FieldProblem as P;
+        match p {
+            P::NotAscii(offset) => RecordError::NotAscii { offset },
+            P::MissingDelimiter => RecordError::MissingDelimiter,
+            P::EmptyField(position) => RecordError::EmptyField { position },
+            P::FieldWithoutValue(field) => RecordError::FieldWithoutValue {
+                field: field.to_string(),
+            },
+            P::InvalidFieldName(name) => RecordError::InvalidFieldName {
+                name: name.to_string(),
+            },
+            P::InvalidFieldValue(name, value) => RecordError::InvalidFieldValue {
+                name: name.to_string(),
+                value: value.to_string(),
+            },
+        }
     }
 }
 
@@ -406,18 +405,11 @@ where
     R: AsRef<[S]>,
     S: AsRef<[u8]>,
 {
-    let joined: Vec<(usize, Vec<u8>)> = rrset
-        .iter()
-        .map(|r| txt::join_strings(r.as_ref()))
-        .enumerate()
-        .filter(|(_, t)| is_sts_record(t))
-        .collect();
-    match joined.as_slice() {
-        [] => Err(SelectError::NoRecord),
-        [(index, text)] => StsRecord::parse(text).map_err(|error| SelectError::Invalid {
-            index: *index,
-            error,
-        }),
-        more => Err(SelectError::MultipleRecords { count: more.len() }),
+    match txt::select_one(rrset, is_sts_record) {
+        Err(txt::Count::None) => Err(SelectError::NoRecord),
+        Err(txt::Count::Multiple(count)) => Err(SelectError::MultipleRecords { count }),
+        Ok((index, text)) => {
+            StsRecord::parse(&text).map_err(|error| SelectError::Invalid { index, error })
+        }
     }
 }

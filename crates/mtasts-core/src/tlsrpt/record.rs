@@ -459,69 +459,63 @@ impl TlsRptRecord {
         if !is_tlsrpt_record(text) {
             return Err(RecordError::NotTlsRptRecord);
         }
-        if let Some(offset) = text.iter().position(|b| !b.is_ascii()) {
-            return Err(RecordError::NotAscii { offset });
-        }
-        let text = std::str::from_utf8(text).map_err(|e| RecordError::NotAscii {
-            offset: e.valid_up_to(),
-        })?;
-        let fields = txt::split_fields(text, TLSRPT_VERSION)
-            .map_err(|position| RecordError::EmptyField { position })?;
-        let mut rua: Option<Vec<ReportUri>> = None;
-        let mut extensions = Vec::new();
-        let mut warnings = Vec::new();
-        for field in fields {
-            if field.position == 0 {
-                return Err(RecordError::MissingDelimiter);
-            }
-            let Some((name, value)) = field.text.split_once('=') else {
-                return Err(RecordError::FieldWithoutValue {
-                    field: field.text.to_string(),
-                });
-            };
-            if name == "rua" {
-                if rua.is_some() {
-                    return Err(RecordError::DuplicateRua);
-                }
-                let mut uris = Vec::new();
-                for part in value.split(',') {
-                    let part = part.trim_matches(txt::is_wsp);
-                    let parsed =
-                        parse_report_uri(part).map_err(|problem| RecordError::InvalidUri {
-                            uri: part.to_string(),
-                            problem,
-                        })?;
-                    if !parsed.is_supported() {
-                        warnings.push(RecordWarning::UnsupportedScheme {
-                            uri: part.to_string(),
-                        });
-                    }
-                    uris.push(parsed);
-                }
-                if !uris.iter().any(ReportUri::is_supported) {
-                    return Err(RecordError::NoSupportedUri);
-                }
-                rua = Some(uris);
-                continue;
-            }
-            if !txt::is_field_name(name) {
-                return Err(RecordError::InvalidFieldName {
-                    name: name.to_string(),
-                });
-            }
-            if !txt::is_ext_value(value) {
-                return Err(RecordError::InvalidFieldValue {
-                    name: name.to_string(),
-                    value: value.to_string(),
-                });
-            }
-            warnings.push(RecordWarning::UnknownField {
+        let fields = txt::parse_record(text, TLSRPT_VERSION, "rua").map_err(RecordError::from)?;
+        let value = match fields.required.as_slice() {
+            [] => return Err(RecordError::MissingRua),
+            [v] => *v,
+            _ => return Err(RecordError::DuplicateRua),
+        };
+        let mut warnings: Vec<RecordWarning> = fields
+            .extensions
+            .iter()
+            .map(|(name, _)| RecordWarning::UnknownField {
                 name: name.to_string(),
-            });
-            extensions.push((name.to_string(), value.to_string()));
+            })
+            .collect();
+        let mut rua = Vec::new();
+        for part in value.split(',') {
+            let part = part.trim_matches(txt::is_wsp);
+            let parsed = parse_report_uri(part).map_err(|problem| RecordError::InvalidUri {
+                uri: part.to_string(),
+                problem,
+            })?;
+            if !parsed.is_supported() {
+                warnings.push(RecordWarning::UnsupportedScheme {
+                    uri: part.to_string(),
+                });
+            }
+            rua.push(parsed);
         }
-        let rua = rua.ok_or(RecordError::MissingRua)?;
+        if !rua.iter().any(ReportUri::is_supported) {
+            return Err(RecordError::NoSupportedUri);
+        }
+        let extensions = fields
+            .extensions
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Ok((TlsRptRecord { rua, extensions }, warnings))
+    }
+}
+
+impl From<txt::FieldProblem<'_>> for RecordError {
+    fn from(p: txt::FieldProblem<'_>) -> Self {
+        use txt::FieldProblem as P;
+        match p {
+            P::NotAscii(offset) => RecordError::NotAscii { offset },
+            P::MissingDelimiter => RecordError::MissingDelimiter,
+            P::EmptyField(position) => RecordError::EmptyField { position },
+            P::FieldWithoutValue(field) => RecordError::FieldWithoutValue {
+                field: field.to_string(),
+            },
+            P::InvalidFieldName(name) => RecordError::InvalidFieldName {
+                name: name.to_string(),
+            },
+            P::InvalidFieldValue(name, value) => RecordError::InvalidFieldValue {
+                name: name.to_string(),
+                value: value.to_string(),
+            },
+        }
     }
 }
 
@@ -619,18 +613,11 @@ where
     R: AsRef<[S]>,
     S: AsRef<[u8]>,
 {
-    let joined: Vec<(usize, Vec<u8>)> = rrset
-        .iter()
-        .map(|r| txt::join_strings(r.as_ref()))
-        .enumerate()
-        .filter(|(_, t)| is_tlsrpt_record(t))
-        .collect();
-    match joined.as_slice() {
-        [] => Err(SelectError::NoRecord),
-        [(index, text)] => TlsRptRecord::parse(text).map_err(|error| SelectError::Invalid {
-            index: *index,
-            error,
-        }),
-        more => Err(SelectError::MultipleRecords { count: more.len() }),
+    match txt::select_one(rrset, is_tlsrpt_record) {
+        Err(txt::Count::None) => Err(SelectError::NoRecord),
+        Err(txt::Count::Multiple(count)) => Err(SelectError::MultipleRecords { count }),
+        Ok((index, text)) => {
+            TlsRptRecord::parse(&text).map_err(|error| SelectError::Invalid { index, error })
+        }
     }
 }
