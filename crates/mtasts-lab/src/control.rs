@@ -55,9 +55,8 @@ struct ErrorBody {
 }
 
 async fn json<S: AsyncWrite + Unpin, T: Serialize>(s: &mut S, status: u16, value: &T) {
-    let body = serde_json::to_vec_pretty(value).unwrap_or_else(|e| {
-        format!("{{\"error\": \"serialising the answer: {e}\"}}").into_bytes()
-    });
+    let body = serde_json::to_vec_pretty(value)
+        .unwrap_or_else(|e| format!("{{\"error\": \"serialising the answer: {e}\"}}").into_bytes());
     let _ = http_util::simple_response(s, status, "application/json", &body).await;
 }
 
@@ -105,9 +104,8 @@ async fn route<S: AsyncRead + AsyncWrite + Unpin>(
     match (head.method.as_str(), head.path()) {
         ("GET", "/v1/world") => json(s, 200, info).await,
         ("GET", "/v1/ca.pem") => {
-            let _ =
-                http_util::simple_response(s, 200, "application/x-pem-file", ca_pem.as_bytes())
-                    .await;
+            let _ = http_util::simple_response(s, 200, "application/x-pem-file", ca_pem.as_bytes())
+                .await;
         }
         ("GET", "/v1/messages") => match filter("host") {
             Ok(h) => json(s, 200, &shared.messages(h.as_deref())).await,
@@ -174,8 +172,11 @@ async fn route<S: AsyncRead + AsyncWrite + Unpin>(
             }
             json(s, 200, &serde_json::json!({ "applied": n })).await;
         }
-        (_, "/v1/world" | "/v1/messages" | "/v1/smtp-sessions" | "/v1/policy-fetches"
-        | "/v1/dns-queries" | "/v1/mutate" | "/v1/clear-logs" | "/v1/ca.pem") => {
+        (
+            _,
+            "/v1/world" | "/v1/messages" | "/v1/smtp-sessions" | "/v1/policy-fetches"
+            | "/v1/dns-queries" | "/v1/mutate" | "/v1/clear-logs" | "/v1/ca.pem",
+        ) => {
             error(s, 405, "method not allowed").await;
         }
         _ => error(s, 404, format!("no endpoint {}", head.path())).await,

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TLSA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::net::runtime::Time;
@@ -182,7 +182,10 @@ fn plan(zone: &Zone, qname: &str, qtype: RecordType) -> (Plan, Duration) {
             vec![]
         };
         answers.extend(records);
-        return (respond(ResponseCode::NoError, answers, soa, authentic), delay);
+        return (
+            respond(ResponseCode::NoError, answers, soa, authentic),
+            delay,
+        );
     }
     (
         respond(ResponseCode::ServFail, vec![], vec![], false),
@@ -231,10 +234,9 @@ impl RequestHandler for LabDns {
                     .unwrap_or_else(|_| silent(request, ResponseCode::FormErr));
             }
         };
-        let qname = info
-            .query
-            .name()
-            .to_string()
+        // `to_ascii`, not Display: Display renders punycode labels as Unicode.
+        let qname = Name::from(info.query.name().clone())
+            .to_ascii()
             .trim_end_matches('.')
             .to_ascii_lowercase();
         let qtype = info.query.query_type();
@@ -277,7 +279,13 @@ impl RequestHandler for LabDns {
                     builder.edns(&edns);
                 }
                 let none: Vec<Record> = Vec::new();
-                let resp = builder.build(metadata, answers.iter(), none.iter(), soa.iter(), none.iter());
+                let resp = builder.build(
+                    metadata,
+                    answers.iter(),
+                    none.iter(),
+                    soa.iter(),
+                    none.iter(),
+                );
                 response_handle
                     .send_response(resp)
                     .await
@@ -349,10 +357,19 @@ mod tests {
     #[test]
     fn names_outside_test_are_refused_and_missing_names_are_nxdomain() {
         let z = zone();
-        assert_eq!(rcode(&plan(&z, "example.com", RecordType::A).0), Some(ResponseCode::Refused));
-        assert_eq!(rcode(&plan(&z, "nope.a.test", RecordType::A).0), Some(ResponseCode::NXDomain));
+        assert_eq!(
+            rcode(&plan(&z, "example.com", RecordType::A).0),
+            Some(ResponseCode::Refused)
+        );
+        assert_eq!(
+            rcode(&plan(&z, "nope.a.test", RecordType::A).0),
+            Some(ResponseCode::NXDomain)
+        );
         // Empty non-terminal: NODATA.
-        assert_eq!(rcode(&plan(&z, "a.test", RecordType::A).0), Some(ResponseCode::NoError));
+        assert_eq!(
+            rcode(&plan(&z, "a.test", RecordType::A).0),
+            Some(ResponseCode::NoError)
+        );
     }
 
     #[test]

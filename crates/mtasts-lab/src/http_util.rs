@@ -105,7 +105,9 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(
         if line.is_empty() {
             break;
         }
-        let (k, v) = line.split_once(':').ok_or_else(|| bad("malformed header"))?;
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| bad("malformed header"))?;
         headers.push((k.trim().to_owned(), v.trim().to_owned()));
     }
     Ok(RequestHead {
@@ -126,7 +128,9 @@ pub(crate) async fn read_body<S: AsyncRead + Unpin>(
         .header("transfer-encoding")
         .is_some_and(|v| !v.eq_ignore_ascii_case("identity"))
     {
-        return Err(bad("chunked request bodies are not supported; send Content-Length"));
+        return Err(bad(
+            "chunked request bodies are not supported; send Content-Length",
+        ));
     }
     let len: usize = match head.header("content-length") {
         None => 0,

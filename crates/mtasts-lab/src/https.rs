@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -60,7 +60,10 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Canc
             if r.is_err() {
                 fetch.outcome = "connection time limit reached".to_owned();
             }
-            lock(&shared.logs).push_fetch(fetch);
+            // An empty outcome means the entry was logged already (hanging connections).
+            if !fetch.outcome.is_empty() {
+                lock(&shared.logs).push_fetch(fetch);
+            }
         });
     }
 }
@@ -73,7 +76,12 @@ fn version_name(v: rustls::ProtocolVersion) -> String {
     }
 }
 
-async fn handle(mut stream: TcpStream, _peer: SocketAddr, shared: &Shared, fetch: &mut PolicyFetch) {
+async fn handle(
+    mut stream: TcpStream,
+    _peer: SocketAddr,
+    shared: &Shared,
+    fetch: &mut PolicyFetch,
+) {
     let hello =
         tokio::time::timeout(limits::CLIENT_HELLO_TIMEOUT, read_client_hello(&mut stream)).await;
     let (raw, sni) = match hello {
@@ -102,8 +110,16 @@ async fn handle(mut stream: TcpStream, _peer: SocketAddr, shared: &Shared, fetch
             return;
         }
         BlockMode::Hang => {
+            // Log now: the connection may stay open for a long time.
             fetch.outcome = "blocked:hang".to_owned();
-            tokio::time::sleep(limits::HANG_LIMIT).await;
+            lock(&shared.logs).push_fetch(fetch.clone());
+            fetch.outcome.clear();
+            // Hold the connection until the client gives up or the hang limit is reached.
+            let mut buf = [0u8; 1024];
+            let _ = tokio::time::timeout(limits::HANG_LIMIT, async {
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            })
+            .await;
             return;
         }
     }
@@ -111,6 +127,7 @@ async fn handle(mut stream: TcpStream, _peer: SocketAddr, shared: &Shared, fetch
     let versions = policy.as_ref().map_or(TlsVersions::Modern, |p| p.spec.tls);
     if versions.is_legacy() {
         let Some(policy) = policy else {
+            fetch.outcome = "no-policy-host".to_owned();
             return;
         };
         let ssl = match legacy_ssl(&policy.cert, versions) {
@@ -127,8 +144,7 @@ async fn handle(mut stream: TcpStream, _peer: SocketAddr, shared: &Shared, fetch
                 return;
             }
         };
-        match tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, Pin::new(&mut tls).accept())
-            .await
+        match tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, Pin::new(&mut tls).accept()).await
         {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -150,19 +166,18 @@ async fn handle(mut stream: TcpStream, _peer: SocketAddr, shared: &Shared, fetch
         _ => shared.https_modern.clone(),
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let tls = match tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-        .await
-    {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            fetch.outcome = format!("tls-error: {e}");
-            return;
-        }
-        Err(_) => {
-            fetch.outcome = "tls-handshake-timeout".to_owned();
-            return;
-        }
-    };
+    let tls =
+        match tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                fetch.outcome = format!("tls-error: {e}");
+                return;
+            }
+            Err(_) => {
+                fetch.outcome = "tls-handshake-timeout".to_owned();
+                return;
+            }
+        };
     fetch.tls_version = tls.get_ref().1.protocol_version().map(version_name);
     serve_http(tls, policy, fetch).await;
 }
@@ -233,8 +248,8 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     if head.method != "GET" && !is_head {
         fetch.status = Some(405);
         fetch.outcome = "served".to_owned();
-        let _ = http_util::simple_response(&mut s, 405, "text/plain", b"method not allowed\n")
-            .await;
+        let _ =
+            http_util::simple_response(&mut s, 405, "text/plain", b"method not allowed\n").await;
         return;
     }
     if head.path() != POLICY_PATH {
@@ -251,7 +266,10 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     fetch.status = Some(status);
     let body: &[u8] = &policy.body;
     let chunked = spec.is_chunked();
-    let mut h = format!("HTTP/1.1 {status} {}\r\nServer: mtasts-lab\r\n", reason(status));
+    let mut h = format!(
+        "HTTP/1.1 {status} {}\r\nServer: mtasts-lab\r\n",
+        reason(status)
+    );
     match spec.content_type.as_deref() {
         Some("") => {}
         Some(ct) => h.push_str(&format!("Content-Type: {ct}\r\n")),

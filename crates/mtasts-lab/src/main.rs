@@ -113,32 +113,49 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mtasts-lab: {e:#}");
-            ExitCode::from(if e.is::<mtasts_lab::ScenarioError>() { 2 } else { 1 })
+            ExitCode::from(if e.is::<mtasts_lab::ScenarioError>() {
+                2
+            } else {
+                1
+            })
         }
     }
 }
 
 fn check(path: &Path, json: bool) -> anyhow::Result<()> {
     let scenario = Scenario::from_file(path)?;
+    let mut text = String::new();
     if json {
-        println!("{}", serde_json::to_string_pretty(&scenario)?);
-        return Ok(());
+        text = serde_json::to_string_pretty(&scenario)?;
+        text.push('\n');
+    } else {
+        text.push_str(&format!(
+            "{}: {} domains, {} with expectations\n",
+            path.display(),
+            scenario.domains.len(),
+            scenario.expectations().count()
+        ));
+        for (name, spec) in &scenario.domains {
+            let sender = spec
+                .expect
+                .as_ref()
+                .and_then(|e| serde_json::to_value(e.sender).ok())
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "-".to_owned());
+            let first = spec.comment.lines().next().unwrap_or("");
+            text.push_str(&format!("  {name:<40} {sender:<20} {first}\n"));
+        }
     }
-    let with_expect = scenario.expectations().count();
-    println!(
-        "{}: {} domains, {} with expectations",
-        path.display(),
-        scenario.domains.len(),
-        with_expect
-    );
-    for (name, spec) in &scenario.domains {
-        let sender = spec.expect.as_ref().map_or_else(
-            || "-".to_owned(),
-            |e| serde_json::to_value(e.sender).map_or_else(|_| "?".to_owned(), |v| v.as_str().unwrap_or("?").to_owned()),
-        );
-        println!("  {name:<40} {sender:<20} {}", spec.comment.lines().next().unwrap_or(""));
+    print_quietly(&text)
+}
+
+/// Print to stdout; a closed pipe (`| head`) is not an error.
+fn print_quietly(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to stdout"),
     }
-    Ok(())
 }
 
 /// Write `info` to `path` atomically (write a temporary file, then rename).
@@ -191,31 +208,51 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the signal runtime")?;
+    // Catch SIGINT/SIGTERM before anything is created, so that cleanup always runs.
+    let mut signals = {
+        let _guard = rt.enter();
+        Signals::new()?
+    };
     let opts = args.options(args.inside);
     let world = World::start(&scenario, opts)
         .with_context(|| format!("starting {}", args.scenario.display()))?;
     if !args.inside {
         print_info(world.info(), None);
     }
-    if let Some(path) = &args.ready_file {
-        write_ready_file(path, world.info())?;
+    let written = match &args.ready_file {
+        Some(path) => write_ready_file(path, world.info()),
+        None => Ok(()),
+    };
+    if written.is_ok() {
+        rt.block_on(signals.recv());
     }
-    let waited = rt.block_on(wait_for_signal());
     world.shutdown();
     if let Some(path) = &args.ready_file {
         let _ = std::fs::remove_file(path);
     }
-    waited
+    written
 }
 
-/// Wait for SIGINT or SIGTERM.
-pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// SIGINT and SIGTERM handlers (installed inside a Tokio runtime context).
+pub(crate) struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub(crate) fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    /// Wait for SIGINT or SIGTERM.
+    pub(crate) async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+    }
 }

@@ -89,7 +89,9 @@ impl Drop for Cleanup {
         if self.netns_created {
             let _ = run("ip", &["netns", "del", &self.name]);
         }
-        let _ = std::fs::remove_dir_all(&self.etc_dir);
+        if self.netns_created {
+            let _ = std::fs::remove_dir_all(&self.etc_dir);
+        }
         if let Some(d) = &self.state_dir {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -111,19 +113,25 @@ pub(crate) fn run_parent(args: &UpArgs, name: &str) -> anyhow::Result<()> {
         bail!("network namespace {name} already exists; delete it with: ip netns del {name}");
     }
     let opts = args.options(true);
-    let block = opts
-        .ip_block
-        .unwrap_or_else(|| Ipv4Addr::new(127, 1, 1, 0));
+    let block = opts.ip_block.unwrap_or_else(|| Ipv4Addr::new(127, 1, 1, 0));
     let dns_ip = {
         let o = block.octets();
         Ipv4Addr::new(o[0], o[1], o[2], 1)
     };
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!(
-            "mtasts-lab-netns-{name}-{}",
-            std::process::id()
-        )),
+        None => {
+            std::env::temp_dir().join(format!("mtasts-lab-netns-{name}-{}", std::process::id()))
+        }
+    };
+    // Catch SIGINT/SIGTERM before creating anything, so that cleanup always runs.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let mut signals = {
+        let _guard = rt.enter();
+        crate::Signals::new()?
     };
     let mut cleanup = Cleanup {
         name: name.to_owned(),
@@ -136,8 +144,7 @@ pub(crate) fn run_parent(args: &UpArgs, name: &str) -> anyhow::Result<()> {
     run("ip", &["netns", "add", name])?;
     cleanup.netns_created = true;
     run("ip", &["-n", name, "link", "set", "lo", "up"])?;
-    std::fs::create_dir_all(&etc_dir)
-        .with_context(|| format!("creating {}", etc_dir.display()))?;
+    std::fs::create_dir_all(&etc_dir).with_context(|| format!("creating {}", etc_dir.display()))?;
     let resolv = format!(
         "# written by mtasts-lab for namespace {name}; removed when it stops\nnameserver {dns_ip}\noptions timeout:2 attempts:2\n"
     );
@@ -180,10 +187,6 @@ pub(crate) fn run_parent(args: &UpArgs, name: &str) -> anyhow::Result<()> {
         cmd.arg("--messages-dir").arg(m);
     }
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
     rt.block_on(async {
         let mut child = cmd.spawn().context("starting ip netns exec")?;
         cleanup.child_pid = child.id();
@@ -201,14 +204,17 @@ pub(crate) fn run_parent(args: &UpArgs, name: &str) -> anyhow::Result<()> {
             if Instant::now() > deadline {
                 bail!("the world inside namespace {name} did not start in time");
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(25)) => {}
+                () = signals.recv() => bail!("interrupted while the world was starting"),
+            }
         };
         crate::print_info(&info, Some(name));
         if let Some(path) = &args.ready_file {
             crate::write_ready_file(path, &info)?;
         }
         tokio::select! {
-            r = crate::wait_for_signal() => r?,
+            () = signals.recv() => {},
             status = child.wait() => {
                 cleanup.child_pid = None;
                 let status = status.context("waiting for the world")?;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
@@ -90,8 +90,7 @@ impl Pki {
     /// Create fresh CAs; `label` goes into their common names.
     pub fn new(label: &str) -> Result<Pki, LabError> {
         let root = Self::self_signed_ca(&format!("mtasts-lab root CA ({label})"))?;
-        let untrusted =
-            Self::self_signed_ca(&format!("mtasts-lab UNTRUSTED root CA ({label})"))?;
+        let untrusted = Self::self_signed_ca(&format!("mtasts-lab UNTRUSTED root CA ({label})"))?;
         let name = "intermediate CA";
         let key = KeyPair::generate().map_err(|e| cert_err(name, e))?;
         let params = ca_params(

@@ -169,7 +169,11 @@ impl MxSpec {
                     .map_err(|_| format!("MX preference {pref:?} is not a number 0-65535"))?,
                 *exchange,
             ),
-            _ => return Err(format!("MX {s:?}: expected \"PREFERENCE NAME\" or \"NAME\"")),
+            _ => {
+                return Err(format!(
+                    "MX {s:?}: expected \"PREFERENCE NAME\" or \"NAME\""
+                ));
+            }
         };
         let exchange = if exchange == "." {
             ".".to_owned()
@@ -222,9 +226,9 @@ impl AddrRef {
         if let Some(name) = s.strip_prefix("host:") {
             return Ok(AddrRef::Host(normalize_name(name)?));
         }
-        let ip: Ipv4Addr = s.parse().map_err(|_| {
-            format!("{s:?} is not an IPv4 address, \"https\" or \"host:NAME\"")
-        })?;
+        let ip: Ipv4Addr = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IPv4 address, \"https\" or \"host:NAME\""))?;
         if !ip.is_loopback() {
             return Err(format!(
                 "{ip} is not in 127.0.0.0/8: the lab only publishes loopback addresses"
@@ -322,6 +326,14 @@ pub struct DnsNameSpec {
     /// TTL of the records at this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u32>,
+}
+
+impl DnsNameSpec {
+    /// Whether this entry decides the name's addresses itself (`cname`, `a` or a `fault`), in
+    /// which case an MX target with this name gets no default SMTP host.
+    pub fn controls_addresses(&self) -> bool {
+        self.cname.is_some() || self.a.is_some() || self.fault.is_some_and(|f| f != DnsFault::None)
+    }
 }
 
 /// Which certificate a host presents.
@@ -835,9 +847,8 @@ impl Scenario {
         let mut host_owner: BTreeMap<String, String> = BTreeMap::new();
         let mut dns_owner: BTreeMap<String, String> = BTreeMap::new();
         for (key, mut spec) in self.domains {
-            let err = |field: Option<&str>, msg: String| {
-                ScenarioError::new(src, Some(&key), field, msg)
-            };
+            let err =
+                |field: Option<&str>, msg: String| ScenarioError::new(src, Some(&key), field, msg);
             let name = normalize_name(&key).map_err(|e| err(None, e))?;
             if !is_test_name(&name) {
                 return Err(err(
@@ -860,7 +871,8 @@ impl Scenario {
             let mut hosts = BTreeMap::new();
             for (hkey, host) in std::mem::take(&mut spec.hosts) {
                 let field = format!("hosts.{hkey}");
-                let hname = resolve_relative_name(&hkey, &name).map_err(|e| err(Some(&field), e))?;
+                let hname =
+                    resolve_relative_name(&hkey, &name).map_err(|e| err(Some(&field), e))?;
                 if !is_test_name(&hname) {
                     return Err(err(Some(&field), "hosts must be under .test".to_owned()));
                 }
@@ -877,7 +889,8 @@ impl Scenario {
             let mut dns = BTreeMap::new();
             for (dkey, entry) in std::mem::take(&mut spec.dns) {
                 let field = format!("dns.{dkey}");
-                let dname = resolve_relative_name(&dkey, &name).map_err(|e| err(Some(&field), e))?;
+                let dname =
+                    resolve_relative_name(&dkey, &name).map_err(|e| err(Some(&field), e))?;
                 if !is_test_name(&dname) {
                     return Err(err(Some(&field), "names must be under .test".to_owned()));
                 }
@@ -912,10 +925,14 @@ impl Scenario {
             for (name, entry) in &spec.dns {
                 for a in entry.a.iter().flatten() {
                     if let AddrRef::Host(h) = a {
-                        let defined = host_owner.contains_key(h)
-                            || domains
-                                .values()
-                                .any(|d| d.mx.iter().any(|m| &m.exchange == h));
+                        let auto = domains.values().any(|d| {
+                            d.mx.iter()
+                                .chain(d.dns.values().flat_map(|e| e.mx.iter().flatten()))
+                                .any(|m| &m.exchange == h)
+                        }) && !domains
+                            .values()
+                            .any(|d| d.dns.get(h).is_some_and(DnsNameSpec::controls_addresses));
+                        let defined = host_owner.contains_key(h) || auto;
                         if !defined {
                             return Err(ScenarioError::new(
                                 src,
@@ -984,7 +1001,10 @@ pub(crate) fn validate_policy(p: &PolicySpec) -> Result<(), (String, String)> {
             return bad(&format!("headers.{k}"), "not a header name".to_owned());
         }
         if v.contains(['\r', '\n']) {
-            return bad(&format!("headers.{k}"), "value contains a line break".to_owned());
+            return bad(
+                &format!("headers.{k}"),
+                "value contains a line break".to_owned(),
+            );
         }
     }
     if let Some(ct) = &p.content_type
@@ -1037,7 +1057,10 @@ pub(crate) fn validate_host(h: &HostSpec) -> Result<(), (String, String)> {
     if h.greeting_delay_ms > limits::MAX_CONFIGURED_DELAY.as_millis() as u64 {
         return Err(("greeting_delay_ms".to_owned(), "too long".to_owned()));
     }
-    if h.banner.as_deref().is_some_and(|b| b.contains(['\r', '\n'])) {
+    if h.banner
+        .as_deref()
+        .is_some_and(|b| b.contains(['\r', '\n']))
+    {
         return Err(("banner".to_owned(), "contains a line break".to_owned()));
     }
     validate_replies(&h.replies, "replies")?;
@@ -1152,7 +1175,10 @@ mod tests {
             resolve_relative_name("mx1", "a.test").as_deref(),
             Ok("mx1.a.test")
         );
-        assert_eq!(resolve_relative_name("@", "a.test").as_deref(), Ok("a.test"));
+        assert_eq!(
+            resolve_relative_name("@", "a.test").as_deref(),
+            Ok("a.test")
+        );
         assert_eq!(
             resolve_relative_name("mx1.a.test", "a.test").as_deref(),
             Ok("mx1.a.test")
@@ -1182,7 +1208,10 @@ mod tests {
         )
         .expect_err("invalid status");
         let text = e.to_string();
-        assert!(text.starts_with("t.toml: domain \"a.test\": field \"policy.status\""), "{text}");
+        assert!(
+            text.starts_with("t.toml: domain \"a.test\": field \"policy.status\""),
+            "{text}"
+        );
 
         let e = parse("[domains.\"a.test\"]\ncomment = \"x\"\nmx = [\"ten mx.a.test\"]\n")
             .expect_err("bad mx");
@@ -1198,7 +1227,10 @@ mod tests {
             "[domains.\"a.test\"]\ncomment = \"x\"\n[domains.\"a.test\".dns.www]\na = [\"10.0.0.1\"]\n",
         )
         .expect_err("non-loopback");
-        assert!(e.to_string().contains("field \"dns.www\"") || e.to_string().contains("127.0.0.0/8"), "{e}");
+        assert!(
+            e.to_string().contains("field \"dns.www\"") || e.to_string().contains("127.0.0.0/8"),
+            "{e}"
+        );
 
         let e = parse("[domains.\"a.test\"]\ncomment = \"\"\n").expect_err("empty comment");
         assert!(e.to_string().contains("field \"comment\""), "{e}");

@@ -60,7 +60,11 @@ struct Ctx {
 
 impl Ctx {
     fn fault(&self, stage: SmtpStage) -> Option<&ReplyFault> {
-        self.backend.settings.replies.iter().find(|r| r.stage == stage)
+        self.backend
+            .settings
+            .replies
+            .iter()
+            .find(|r| r.stage == stage)
     }
     fn banner(&self) -> String {
         self.backend
@@ -356,23 +360,21 @@ async fn command_loop<S: AsyncRead + AsyncWrite + Unpin>(
                     if !reply(&mut io, "354 End data with <CR><LF>.<CR><LF>\r\n").await {
                         return End::Done;
                     }
-                    let data = match tokio::time::timeout(
-                        limits::SMTP_DATA_TIMEOUT,
-                        read_data(&mut io),
-                    )
-                    .await
-                    {
-                        Ok(Ok(Some(d))) => d,
-                        Ok(Ok(None)) => {
-                            let _ = reply(&mut io, "552 5.3.4 Message too big\r\n").await;
-                            return End::Done;
-                        }
-                        Ok(Err(_)) => return End::Done,
-                        Err(_) => {
-                            let _ = reply(&mut io, "421 4.4.2 DATA timeout\r\n").await;
-                            return End::Done;
-                        }
-                    };
+                    let data =
+                        match tokio::time::timeout(limits::SMTP_DATA_TIMEOUT, read_data(&mut io))
+                            .await
+                        {
+                            Ok(Ok(Some(d))) => d,
+                            Ok(Ok(None)) => {
+                                let _ = reply(&mut io, "552 5.3.4 Message too big\r\n").await;
+                                return End::Done;
+                            }
+                            Ok(Err(_)) => return End::Done,
+                            Err(_) => {
+                                let _ = reply(&mut io, "421 4.4.2 DATA timeout\r\n").await;
+                                return End::Done;
+                            }
+                        };
                     let ok = if let Some(f) = stage_fault(SmtpStage::DataEnd) {
                         reply(&mut io, &fault_line(&f)).await
                     } else {
@@ -483,7 +485,10 @@ mod tests {
             Some("a@b.test")
         );
         assert_eq!(angle_addr("FROM:<>", "FROM:").as_deref(), Some(""));
-        assert_eq!(angle_addr("TO:x@y.test", "TO:").as_deref(), Some("x@y.test"));
+        assert_eq!(
+            angle_addr("TO:x@y.test", "TO:").as_deref(),
+            Some("x@y.test")
+        );
         assert_eq!(angle_addr("FRM:<a>", "FROM:"), None);
     }
 }

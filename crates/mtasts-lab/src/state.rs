@@ -188,10 +188,13 @@ pub(crate) fn collect_hosts(scenario: &Scenario) -> BTreeMap<String, (String, Ho
             hosts.insert(name.clone(), (domain.clone(), h.clone()));
         }
     }
+    // Names whose addresses the author controls through a `dns` entry get no default host.
     let has_dns: std::collections::HashSet<&String> = scenario
         .domains
         .values()
-        .flat_map(|d| d.dns.keys())
+        .flat_map(|d| d.dns.iter())
+        .filter(|(_, e)| e.controls_addresses())
+        .map(|(n, _)| n)
         .collect();
     for (domain, spec) in &scenario.domains {
         let dns_mx = spec.dns.values().flat_map(|e| e.mx.iter().flatten());
@@ -286,7 +289,7 @@ impl Shared {
         }
         for spec in scenario.domains.values() {
             for (name, entry) in &spec.dns {
-                shared.merge_dns(name, entry, true)?;
+                shared.merge_dns(name, entry)?;
             }
         }
         Ok(shared)
@@ -297,8 +300,14 @@ fn mutation_err(msg: impl Into<String>) -> LabError {
     LabError::Mutation(msg.into())
 }
 
+/// Normalise a name given to a mutation; like scenario names, it must be under `.test`.
 fn norm(name: &str) -> Result<String, LabError> {
-    scenario::normalize_name(name).map_err(mutation_err)
+    let n = scenario::normalize_name(name).map_err(mutation_err)?;
+    if n == "test" || n.ends_with(".test") {
+        Ok(n)
+    } else {
+        Err(mutation_err(format!("{n}: names must be under .test")))
+    }
 }
 
 impl Shared {
@@ -321,12 +330,7 @@ impl Shared {
     }
 
     /// Apply a `dns` entry to a name: present fields replace, absent ones stay.
-    pub(crate) fn merge_dns(
-        &self,
-        name: &str,
-        spec: &DnsNameSpec,
-        _from_scenario: bool,
-    ) -> Result<(), LabError> {
+    pub(crate) fn merge_dns(&self, name: &str, spec: &DnsNameSpec) -> Result<(), LabError> {
         let spec = scenario::validate_dns_entry(spec.clone())
             .map_err(|(f, m)| mutation_err(format!("{name}: field {f}: {m}")))?;
         let a = match &spec.a {
@@ -486,7 +490,7 @@ impl Shared {
         match m {
             Mutation::SetDns { name, set } => {
                 let name = norm(&name)?;
-                self.merge_dns(&name, &set, false)
+                self.merge_dns(&name, &set)
             }
             Mutation::RemoveName { name } => {
                 let name = norm(&name)?;

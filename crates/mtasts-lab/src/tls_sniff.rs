@@ -46,8 +46,9 @@ pub(crate) async fn read_client_hello<S: AsyncRead + Unpin>(
             if handshake[0] != HANDSHAKE_CLIENT_HELLO {
                 return Err(invalid("first handshake message is not a ClientHello"));
             }
-            let body_len =
-                usize::from(handshake[1]) << 16 | usize::from(handshake[2]) << 8 | usize::from(handshake[3]);
+            let body_len = usize::from(handshake[1]) << 16
+                | usize::from(handshake[2]) << 8
+                | usize::from(handshake[3]);
             if body_len + 4 > limits::MAX_CLIENT_HELLO {
                 return Err(invalid("ClientHello too large"));
             }

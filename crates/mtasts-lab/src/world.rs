@@ -101,7 +101,9 @@ pub struct World {
 
 impl std::fmt::Debug for World {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("World").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("World")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -130,11 +132,13 @@ fn in_use(e: &LabError) -> bool {
 }
 
 async fn bind_tcp(what: &'static str, addr: SocketAddrV4) -> Result<TcpListener, LabError> {
-    TcpListener::bind(addr).await.map_err(|source| LabError::Bind {
-        what,
-        addr: addr.to_string(),
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| LabError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 fn local_port(what: &'static str, r: std::io::Result<SocketAddr>) -> Result<u16, LabError> {
@@ -161,7 +165,11 @@ async fn bind_once(
         })?;
     let dns_port = local_port("dns/udp", dns_udp.local_addr())?;
     let dns_tcp = bind_tcp("dns/tcp", SocketAddrV4::new(dns_ip, dns_port)).await?;
-    let https = bind_tcp("https", SocketAddrV4::new(block_ip(block, 2), opts.https_port)).await?;
+    let https = bind_tcp(
+        "https",
+        SocketAddrV4::new(block_ip(block, 2), opts.https_port),
+    )
+    .await?;
     let control = if opts.no_control {
         None
     } else {
@@ -266,7 +274,10 @@ impl World {
         let ca_pem = pki.root_pem().to_owned();
         let ca_pem_path = state_dir.join("ca.pem");
         write_file(&ca_pem_path, &ca_pem)?;
-        write_file(&state_dir.join("untrusted-ca.pem"), pki.untrusted_root_pem())?;
+        write_file(
+            &state_dir.join("untrusted-ca.pem"),
+            pki.untrusted_root_pem(),
+        )?;
 
         let hosts = collect_hosts(scenario);
         let smtp_count: usize = hosts.values().map(|(_, h)| h.backend_count()).sum();
@@ -459,7 +470,12 @@ impl World {
         self.set_dns(
             name,
             DnsNameSpec {
-                txt: Some(records.iter().map(|r| TxtValue::Single((*r).to_owned())).collect()),
+                txt: Some(
+                    records
+                        .iter()
+                        .map(|r| TxtValue::Single((*r).to_owned()))
+                        .collect(),
+                ),
                 ..DnsNameSpec::default()
             },
         )
@@ -624,7 +640,11 @@ async fn run_world(
     });
     dns.register_socket(bound.dns_udp);
     dns.register_listener(bound.dns_tcp, limits::DNS_TCP_IDLE, 32);
-    tokio::spawn(crate::https::serve(bound.https, shared.clone(), stop.clone()));
+    tokio::spawn(crate::https::serve(
+        bound.https,
+        shared.clone(),
+        stop.clone(),
+    ));
     for (ip, l) in bound.smtp {
         tokio::spawn(crate::smtp::serve(l, ip, shared.clone(), stop.clone()));
     }
