@@ -8,7 +8,7 @@
 //!   response rules (§3.3) and MX pattern matching (§4.1).
 //! - [`tlsrpt`]: the `_smtp._tls` TXT record (RFC 8460 §3) and aggregate reports (§4, §5).
 //! - [`domain`]: domain-name validation and A-label conversion shared by both.
-//! - [`diag`]: the common [`Diagnostic`](diag::Diagnostic) shape of every error and warning.
+//! - [`diag`]: the common [`Diagnostic`] shape of every error and warning.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
