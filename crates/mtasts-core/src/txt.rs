@@ -107,6 +107,34 @@ pub(crate) enum FieldProblem<'a> {
     InvalidFieldValue(&'a str, &'a str),
 }
 
+/// Maps [`FieldProblem`] into a record kind's error enum, whose variants for the shared
+/// syntax have the same names and fields in both kinds.
+macro_rules! impl_from_field_problem {
+    ($error:ident) => {
+        impl From<txt::FieldProblem<'_>> for $error {
+            fn from(p: txt::FieldProblem<'_>) -> Self {
+                use txt::FieldProblem as P;
+                match p {
+                    P::NotAscii(offset) => $error::NotAscii { offset },
+                    P::MissingDelimiter => $error::MissingDelimiter,
+                    P::EmptyField(position) => $error::EmptyField { position },
+                    P::FieldWithoutValue(field) => $error::FieldWithoutValue {
+                        field: field.to_string(),
+                    },
+                    P::InvalidFieldName(name) => $error::InvalidFieldName {
+                        name: name.to_string(),
+                    },
+                    P::InvalidFieldValue(name, value) => $error::InvalidFieldValue {
+                        name: name.to_string(),
+                        value: value.to_string(),
+                    },
+                }
+            }
+        }
+    };
+}
+pub(crate) use impl_from_field_problem;
+
 /// A record split into the values of its one required field (every occurrence, for the
 /// caller to judge) and its extension fields.
 pub(crate) struct RecordFields<'a> {

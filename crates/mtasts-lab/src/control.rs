@@ -2,7 +2,6 @@
 //! to change it while it runs. `docs/lab.md` lists the endpoints.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -25,15 +24,8 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) {
     loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stop.cancelled() => return,
+        let Some((stream, _)) = crate::accept::next_connection(&listener, &stop).await else {
+            return;
         };
         let shared = shared.clone();
         let info = info.clone();

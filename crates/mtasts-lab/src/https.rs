@@ -27,16 +27,8 @@ pub const POLICY_PATH: &str = "/.well-known/mta-sts.txt";
 /// Accept connections until `stop` is cancelled.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
     loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(_) => {
-                    // Transient accept errors (EMFILE...): back off briefly.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stop.cancelled() => return,
+        let Some((stream, peer)) = crate::accept::next_connection(&listener, &stop).await else {
+            return;
         };
         let shared = shared.clone();
         tokio::spawn(async move {

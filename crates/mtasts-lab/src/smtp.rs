@@ -27,15 +27,8 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) {
     loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stop.cancelled() => return,
+        let Some((stream, peer)) = crate::accept::next_connection(&listener, &stop).await else {
+            return;
         };
         let shared = shared.clone();
         tokio::spawn(async move {

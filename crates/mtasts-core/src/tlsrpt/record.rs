@@ -498,26 +498,7 @@ impl TlsRptRecord {
     }
 }
 
-impl From<txt::FieldProblem<'_>> for RecordError {
-    fn from(p: txt::FieldProblem<'_>) -> Self {
-        use txt::FieldProblem as P;
-        match p {
-            P::NotAscii(offset) => RecordError::NotAscii { offset },
-            P::MissingDelimiter => RecordError::MissingDelimiter,
-            P::EmptyField(position) => RecordError::EmptyField { position },
-            P::FieldWithoutValue(field) => RecordError::FieldWithoutValue {
-                field: field.to_string(),
-            },
-            P::InvalidFieldName(name) => RecordError::InvalidFieldName {
-                name: name.to_string(),
-            },
-            P::InvalidFieldValue(name, value) => RecordError::InvalidFieldValue {
-                name: name.to_string(),
-                value: value.to_string(),
-            },
-        }
-    }
-}
+txt::impl_from_field_problem!(RecordError);
 
 impl fmt::Display for TlsRptRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
