@@ -1,0 +1,11 @@
+//! # mtasts-resolver
+//!
+//! The sending side of MTA-STS (RFC 8461) as a sending MTA needs it: discover the policy over
+//! DNS, fetch it over HTTPS, and keep it in the §5.1 cache. Every decision is made by
+//! [`mtasts_core::sts`]; this crate does the I/O around those decisions.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod store;
+
+pub use config::{DnsConfig, FetchConfig, MemoryConfig, ResolverConfig};
