@@ -27,7 +27,7 @@ pub struct ResolverConfig {
 }
 
 /// DNS settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DnsConfig {
     /// Upstream resolvers (`address:port`). Empty: the system's (`/etc/resolv.conf`).
