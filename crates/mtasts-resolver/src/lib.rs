@@ -9,3 +9,10 @@ pub mod config;
 pub mod store;
 
 pub use config::{DnsConfig, FetchConfig, MemoryConfig, ResolverConfig};
+pub mod dns;
+pub mod engine;
+pub mod fetch;
+pub mod resolution;
+
+pub use engine::{Clock, Resolver, ResolverError, Trace, normalize, system_clock};
+pub use resolution::{Outcome, Resolution, Source};

@@ -1,0 +1,574 @@
+//! The resolver: the in-memory layer, the store, coalescing, and background refresh around
+//! the core's cache decisions ([`mtasts_core::sts::cache`]).
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mtasts_core::domain::to_a_label;
+use mtasts_core::sts::cache::{
+    Answer, CacheConfig, CacheEntry, FetchOutcome, Next, UnixSeconds, answer, on_discovery,
+    on_fetch,
+};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::config::ResolverConfig;
+use crate::dns::{Dns, DiscoveryReport};
+use crate::fetch::{FetchReport, Fetcher};
+use crate::resolution::{Outcome, Resolution, Source};
+use crate::store::{self, Store, StoreError};
+
+const SHARDS: usize = 64;
+
+/// The source of "now", in seconds since the Unix epoch. Tests pass a controllable one.
+pub type Clock = Arc<dyn Fn() -> UnixSeconds + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
+}
+
+/// Why the resolver could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolverError {
+    /// DNS client setup.
+    #[error(transparent)]
+    Dns(#[from] crate::dns::DnsSetupError),
+    /// HTTPS client setup.
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchSetupError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counters, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Lookups answered from memory.
+    pub memory_hits: AtomicU64,
+    /// Lookups answered from the store.
+    pub store_hits: AtomicU64,
+    /// Lookups that joined a resolution already in flight.
+    pub coalesced: AtomicU64,
+    /// TXT lookups made.
+    pub dns_lookups: AtomicU64,
+    /// TXT lookups that failed transiently.
+    pub dns_failures: AtomicU64,
+    /// Policy fetches made.
+    pub fetches: AtomicU64,
+    /// Policy fetches that failed.
+    pub fetch_failures: AtomicU64,
+    /// Background refreshes started.
+    pub refreshes: AtomicU64,
+    /// Store operations that failed.
+    pub store_errors: AtomicU64,
+    /// Entries dropped from memory to stay under capacity.
+    pub evictions: AtomicU64,
+}
+
+/// Everything one resolution did, for `mtasts resolve`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Trace {
+    /// The cache entry before, if any (memory or store).
+    pub cached_before: Option<CacheEntry>,
+    /// The TXT lookup, when one was made.
+    pub discovery: Option<DiscoveryReport>,
+    /// The fetch, when one was made.
+    pub fetch: Option<FetchReport>,
+    /// The cache entry after.
+    pub cached_after: Option<CacheEntry>,
+}
+
+struct Inner {
+    cfg: CacheConfig,
+    capacity: usize,
+    shards: Vec<RwLock<HashMap<String, Arc<CacheEntry>>>>,
+    len: AtomicUsize,
+    inflight: Mutex<HashMap<String, watch::Receiver<Option<Arc<CacheEntry>>>>>,
+    dns: Dns,
+    fetcher: Fetcher,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    counters: Counters,
+}
+
+/// The MTA-STS policy resolver. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Resolver {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("entries", &self.len())
+            .field("store", &self.inner.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Resolver {
+    /// Builds a resolver from its configuration, opening the configured store and loading
+    /// its entries into memory.
+    pub async fn new(config: &ResolverConfig) -> Result<Resolver, ResolverError> {
+        let store = store::open(&config.store).await?;
+        Self::with_parts(config, store, system_clock()).await
+    }
+
+    /// Builds a resolver over a given store and clock.
+    pub async fn with_parts(
+        config: &ResolverConfig,
+        store: Arc<dyn Store>,
+        clock: Clock,
+    ) -> Result<Resolver, ResolverError> {
+        let dns = Dns::new(&config.dns)?;
+        let fetcher = Fetcher::new(&config.fetch, dns.clone())?;
+        let inner = Inner {
+            cfg: config.cache,
+            capacity: config.memory.capacity.max(1),
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            len: AtomicUsize::new(0),
+            inflight: Mutex::new(HashMap::new()),
+            dns,
+            fetcher,
+            store,
+            clock,
+            counters: Counters::default(),
+        };
+        let resolver = Resolver {
+            inner: Arc::new(inner),
+        };
+        let now = resolver.now();
+        let preload = config.memory.preload.min(config.memory.capacity);
+        if preload > 0 {
+            match resolver.inner.store.load(now, preload).await {
+                Ok(entries) => {
+                    for (domain, entry) in entries {
+                        resolver.mem_put(&domain, Arc::new(entry));
+                    }
+                }
+                Err(e) => {
+                    resolver.count_store_error(&e);
+                }
+            }
+        }
+        Ok(resolver)
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// How many domains are in memory.
+    pub fn len(&self) -> usize {
+        self.inner.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether memory holds no domain.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The store's backend name.
+    pub fn store_backend(&self) -> &'static str {
+        self.inner.store.backend()
+    }
+
+    fn now(&self) -> UnixSeconds {
+        (self.inner.clock)()
+    }
+
+    fn jitter(&self) -> u64 {
+        let max = self.inner.cfg.refresh_jitter;
+        if max == 0 { 0 } else { fastrand::u64(0..max) }
+    }
+
+    fn shard(&self, domain: &str) -> &RwLock<HashMap<String, Arc<CacheEntry>>> {
+        let mut h = DefaultHasher::new();
+        domain.hash(&mut h);
+        let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+        &self.inner.shards[i]
+    }
+
+    fn mem_get(&self, domain: &str) -> Option<Arc<CacheEntry>> {
+        let shard = self.shard(domain).read().unwrap_or_else(|p| p.into_inner());
+        shard.get(domain).cloned()
+    }
+
+    fn mem_put(&self, domain: &str, entry: Arc<CacheEntry>) {
+        let mut shard = self.shard(domain).write().unwrap_or_else(|p| p.into_inner());
+        if shard.insert(domain.to_owned(), entry).is_none() {
+            let len = self.inner.len.fetch_add(1, Ordering::Relaxed) + 1;
+            if len > self.inner.capacity {
+                // Over capacity: drop the entry of this shard that stops being useful first
+                // (among a few), but never the one just written.
+                let cfg = self.inner.cfg;
+                let victim = shard
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != domain)
+                    .take(8)
+                    .min_by_key(|(_, e)| e.useless_after(&cfg))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = victim {
+                    shard.remove(&k);
+                    self.inner.len.fetch_sub(1, Ordering::Relaxed);
+                    self.inner.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn count_store_error(&self, e: &StoreError) {
+        self.inner
+            .counters
+            .store_errors
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, "cache store");
+    }
+
+    /// Resolves the policy of `domain` as a sending MTA must before delivering to it.
+    ///
+    /// A valid cached policy is answered from memory with no I/O; if its refresh is due, the
+    /// refresh runs in the background. Concurrent resolutions of one domain share one DNS
+    /// lookup and one fetch.
+    pub async fn resolve(&self, domain: &str) -> Resolution {
+        let domain = match normalize(domain) {
+            Ok(d) => d,
+            Err(reason) => {
+                return Resolution {
+                    domain: domain.to_owned(),
+                    outcome: Outcome::Invalid { reason },
+                    source: Source::Memory,
+                };
+            }
+        };
+        let now = self.now();
+        if let Some(entry) = self.mem_get(&domain)
+            && let Some(ans) = answer(&entry, now)
+        {
+            self.inner
+                .counters
+                .memory_hits
+                .fetch_add(1, Ordering::Relaxed);
+            if let Answer::Policy {
+                refresh_due: true, ..
+            } = ans
+            {
+                self.spawn_refresh(domain.clone());
+            }
+            let outcome = outcome_of(&entry, ans);
+            return Resolution {
+                domain,
+                outcome,
+                source: Source::Memory,
+            };
+        }
+        self.resolve_slow(domain, false).await
+    }
+
+    /// Resolves with no coalescing and returns what was done, for `mtasts resolve`.
+    /// `refresh` forces a TXT lookup even when the cache could answer.
+    pub async fn resolve_traced(&self, domain: &str, refresh: bool) -> (Resolution, Trace) {
+        let mut trace = Trace::default();
+        let domain = match normalize(domain) {
+            Ok(d) => d,
+            Err(reason) => {
+                let res = Resolution {
+                    domain: domain.to_owned(),
+                    outcome: Outcome::Invalid { reason },
+                    source: Source::Memory,
+                };
+                return (res, trace);
+            }
+        };
+        let (entry, source) = self.round(&domain, refresh, Some(&mut trace)).await;
+        trace.cached_after = Some((*entry).clone());
+        let now = self.now();
+        let outcome = match answer(&entry, now) {
+            Some(ans) => outcome_of(&entry, ans),
+            None => Outcome::Transient {
+                reason: "the cache could not decide".into(),
+            },
+        };
+        (
+            Resolution {
+                domain,
+                outcome,
+                source,
+            },
+            trace,
+        )
+    }
+
+    async fn resolve_slow(&self, domain: String, refresh: bool) -> Resolution {
+        let (entry, source) = self.coalesced(&domain, refresh).await;
+        let now = self.now();
+        let outcome = match answer(&entry, now) {
+            Some(ans) => outcome_of(&entry, ans),
+            // Only possible when the clock jumped past a zero-length negative answer.
+            None => Outcome::Transient {
+                reason: "the cache could not decide".into(),
+            },
+        };
+        Resolution {
+            domain,
+            outcome,
+            source,
+        }
+    }
+
+    /// One round per domain at a time: the first caller does it in a task of its own (so a
+    /// cancelled caller cannot abandon the others), the rest wait for its result.
+    async fn coalesced(&self, domain: &str, refresh: bool) -> (Arc<CacheEntry>, Source) {
+        let rx = {
+            let inflight = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(rx) = inflight.get(domain) {
+                self.inner.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                Some(rx.clone())
+            } else {
+                None
+            }
+        };
+        if let Some(mut rx) = rx {
+            if let Ok(v) = rx.wait_for(Option::is_some).await
+                && let Some(entry) = v.clone()
+            {
+                return (entry, Source::Network);
+            }
+            // The leader vanished: do it ourselves.
+            let (entry, source) = self.round(domain, refresh, None).await;
+            return (entry, source);
+        }
+        let (tx, rx) = watch::channel(None);
+        let raced = {
+            let mut inflight = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match inflight.get(domain) {
+                Some(existing) => Some(existing.clone()),
+                None => {
+                    inflight.insert(domain.to_owned(), rx);
+                    None
+                }
+            }
+        };
+        if let Some(mut rx) = raced {
+            // Lost a race with another leader: follow it.
+            if let Ok(v) = rx.wait_for(Option::is_some).await
+                && let Some(entry) = v.clone()
+            {
+                return (entry, Source::Network);
+            }
+            return self.round(domain, refresh, None).await;
+        }
+        let this = self.clone();
+        let key = domain.to_owned();
+        let task = tokio::spawn(async move {
+            let result = this.round(&key, refresh, None).await;
+            let _ = tx.send(Some(result.0.clone()));
+            this.inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            result
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(_) => {
+                self.inner
+                    .inflight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(domain);
+                self.round(domain, refresh, None).await
+            }
+        }
+    }
+
+    /// Store, then DNS, then (if asked) HTTPS; writes the result to memory and the store.
+    async fn round(
+        &self,
+        domain: &str,
+        refresh: bool,
+        mut trace: Option<&mut Trace>,
+    ) -> (Arc<CacheEntry>, Source) {
+        let now = self.now();
+        let mut current = self.mem_get(domain).map(|e| (*e).clone());
+        if current.as_ref().and_then(|e| answer(e, now)).is_none() || refresh {
+            match self.inner.store.get(domain, now).await {
+                Ok(Some(stored)) => {
+                    // The store may be shared: a fresher entry written by another MTA wins.
+                    let newer = current
+                        .as_ref()
+                        .is_none_or(|c| stored.checked_at >= c.checked_at);
+                    if newer {
+                        current = Some(stored);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => self.count_store_error(&e),
+            }
+        }
+        if let Some(t) = trace.as_deref_mut() {
+            t.cached_before.clone_from(&current);
+        }
+        if !refresh
+            && let Some(entry) = current.as_ref()
+            && let Some(ans) = answer(entry, now)
+            && !matches!(ans, Answer::Policy { refresh_due: true, .. })
+        {
+            self.inner.counters.store_hits.fetch_add(1, Ordering::Relaxed);
+            let entry = Arc::new(entry.clone());
+            self.mem_put(domain, entry.clone());
+            return (entry, Source::Store);
+        }
+        let cfg = self.inner.cfg;
+        self.inner
+            .counters
+            .dns_lookups
+            .fetch_add(1, Ordering::Relaxed);
+        let report = self.inner.dns.discover(domain).await;
+        if matches!(
+            report.discovery,
+            mtasts_core::sts::cache::Discovery::Transient { .. }
+        ) {
+            self.inner
+                .counters
+                .dns_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let now = self.now();
+        let (mut entry, next) =
+            on_discovery(current, now, report.discovery.clone(), &cfg, self.jitter());
+        tracing::debug!(domain, discovery = ?report.discovery, "discovered");
+        if let Some(t) = trace.as_deref_mut() {
+            t.discovery = Some(report);
+        }
+        if let Next::Fetch { id } = next {
+            self.inner.counters.fetches.fetch_add(1, Ordering::Relaxed);
+            let (outcome, fetch_report) = self.inner.fetcher.fetch(domain).await;
+            if let FetchOutcome::Failed { reason } = &outcome {
+                self.inner
+                    .counters
+                    .fetch_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(domain, id, reason, "policy fetch failed");
+            }
+            if let Some(t) = trace.as_deref_mut() {
+                t.fetch = Some(fetch_report);
+            }
+            entry = on_fetch(entry, self.now(), &id, outcome, &cfg, self.jitter());
+        }
+        let entry = Arc::new(entry);
+        self.mem_put(domain, entry.clone());
+        let useless_after = entry.useless_after(&cfg);
+        if let Err(e) = self.inner.store.put(domain, &entry, useless_after).await {
+            self.count_store_error(&e);
+        }
+        (entry, Source::Network)
+    }
+
+    fn spawn_refresh(&self, domain: String) {
+        let in_flight = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&domain);
+        if in_flight {
+            return;
+        }
+        self.inner.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.coalesced(&domain, true).await;
+        });
+    }
+
+    /// Domains whose proactive refresh is due now (§5.1, §10.2), at most `limit`.
+    pub fn due_for_refresh(&self, limit: usize) -> Vec<String> {
+        let now = self.now();
+        let mut due = Vec::new();
+        for shard in &self.inner.shards {
+            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            for (domain, entry) in shard.iter() {
+                if entry.valid_policy(now).is_some() && now >= entry.refresh_at {
+                    due.push(domain.clone());
+                    if due.len() >= limit {
+                        return due;
+                    }
+                }
+            }
+        }
+        due
+    }
+
+    /// Drops from memory what is no longer useful; returns how many.
+    pub fn purge_memory(&self) -> usize {
+        let now = self.now();
+        let cfg = self.inner.cfg;
+        let mut dropped = 0;
+        for shard in &self.inner.shards {
+            let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
+            let before = shard.len();
+            shard.retain(|_, e| e.useless_after(&cfg) >= now);
+            dropped += before - shard.len();
+        }
+        self.inner.len.fetch_sub(dropped, Ordering::Relaxed);
+        dropped
+    }
+
+    /// Runs proactive refresh forever: every `period`, refreshes up to `batch` due policies
+    /// (each in the background, coalesced with lookups) and purges memory and store.
+    pub fn spawn_refresher(&self, period: Duration, batch: usize) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                for domain in this.due_for_refresh(batch) {
+                    this.spawn_refresh(domain);
+                }
+                this.purge_memory();
+                if let Err(e) = this.inner.store.purge(this.now()).await {
+                    this.count_store_error(&e);
+                }
+            }
+        })
+    }
+}
+
+fn outcome_of(entry: &Arc<CacheEntry>, ans: Answer<'_>) -> Outcome {
+    match ans {
+        Answer::Policy { .. } => Outcome::Policy(entry.clone()),
+        Answer::NoPolicy { negative } => Outcome::NoPolicy {
+            reason: negative.reason.clone(),
+        },
+        Answer::Transient { negative } => Outcome::Transient {
+            reason: negative.reason.clone(),
+        },
+    }
+}
+
+/// The policy domain in canonical form: lower-case A-labels, no trailing dot.
+pub fn normalize(domain: &str) -> Result<String, String> {
+    to_a_label(domain.trim()).map_err(|e| format!("{domain:?} is not a domain name: {e}"))
+}
