@@ -5,6 +5,7 @@
 #[macro_use]
 mod support;
 
+mod cache;
 mod fetch;
 mod mx;
 mod policy;
