@@ -71,7 +71,8 @@ pub struct CachedPolicy {
 impl CachedPolicy {
     /// The last second at which the policy is still valid.
     pub fn expires_at(&self) -> UnixSeconds {
-        self.fetched_at.saturating_add(u64::from(self.policy.max_age))
+        self.fetched_at
+            .saturating_add(u64::from(self.policy.max_age))
     }
 
     /// §5.1: valid while "time-since-fetch has not exceeded its max_age".
@@ -262,9 +263,10 @@ pub fn on_discovery(
                 entry.failed_fetch = None;
                 return (entry, Next::Done);
             }
-            let throttled = entry.failed_fetch.as_ref().is_some_and(|f| {
-                f.id == id && now < f.at.saturating_add(cfg.fetch_retry_interval)
-            });
+            let throttled = entry
+                .failed_fetch
+                .as_ref()
+                .is_some_and(|f| f.id == id && now < f.at.saturating_add(cfg.fetch_retry_interval));
             if !throttled {
                 return (entry, Next::Fetch { id });
             }
@@ -283,7 +285,9 @@ pub fn on_discovery(
                     .unwrap_or_default();
                 entry.negative = Some(Negative {
                     kind: NegativeKind::FetchFailed,
-                    until: retry_at.min(now.saturating_add(cfg.negative_ttl)).max(now + 1),
+                    until: retry_at
+                        .min(now.saturating_add(cfg.negative_ttl))
+                        .max(now + 1),
                     reason,
                 });
             }
@@ -363,7 +367,8 @@ pub fn on_fetch(
                 entry.policy = None;
                 entry.negative = Some(Negative {
                     kind: NegativeKind::FetchFailed,
-                    until: now.saturating_add(cfg.negative_ttl.min(cfg.fetch_retry_interval).max(1)),
+                    until: now
+                        .saturating_add(cfg.negative_ttl.min(cfg.fetch_retry_interval).max(1)),
                     reason: format!("the policy fetch for id {id} failed: {reason}"),
                 });
             }

@@ -235,7 +235,10 @@ fn refresh_bounds((max_age, interval, jitter): (u32, u64, u64), _: ()) {
             let at = next_refresh(now, &cached, &cfg, j);
             assert!(at >= now, "refresh before now: {at} < {now}");
             assert!(at <= cached.expires_at(), "refresh after expiry");
-            assert!(at <= now.saturating_add(interval), "refresh later than the interval");
+            assert!(
+                at <= now.saturating_add(interval),
+                "refresh later than the interval"
+            );
         }
     }
 }
@@ -290,9 +293,7 @@ fn rfc8461_s5_1_useless_after_covers_policy_and_retry() {
         e,
         900,
         "2",
-        FetchOutcome::Failed {
-            reason: "x".into(),
-        },
+        FetchOutcome::Failed { reason: "x".into() },
         &cfg,
         0,
     );
