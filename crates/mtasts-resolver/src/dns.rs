@@ -62,7 +62,9 @@ impl Dns {
     pub fn new(cfg: &DnsConfig) -> Result<Dns, DnsSetupError> {
         let mut builder = if cfg.servers.is_empty() {
             Resolver::builder_tokio().map_err(|e| {
-                DnsSetupError(format!("cannot read the system resolver configuration: {e}"))
+                DnsSetupError(format!(
+                    "cannot read the system resolver configuration: {e}"
+                ))
             })?
         } else {
             let servers = cfg

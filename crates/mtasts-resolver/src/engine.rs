@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::config::ResolverConfig;
-use crate::dns::{Dns, DiscoveryReport};
+use crate::dns::{DiscoveryReport, Dns};
 use crate::fetch::{FetchReport, Fetcher};
 use crate::resolution::{Outcome, Resolution, Source};
 use crate::store::{self, Store, StoreError};
@@ -206,7 +206,10 @@ impl Resolver {
     }
 
     fn mem_put(&self, domain: &str, entry: Arc<CacheEntry>) {
-        let mut shard = self.shard(domain).write().unwrap_or_else(|p| p.into_inner());
+        let mut shard = self
+            .shard(domain)
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         if shard.insert(domain.to_owned(), entry).is_none() {
             let len = self.inner.len.fetch_add(1, Ordering::Relaxed) + 1;
             if len > self.inner.capacity {
@@ -222,7 +225,10 @@ impl Resolver {
                 if let Some(k) = victim {
                     shard.remove(&k);
                     self.inner.len.fetch_sub(1, Ordering::Relaxed);
-                    self.inner.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                    self.inner
+                        .counters
+                        .evictions
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -337,7 +343,10 @@ impl Resolver {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             if let Some(rx) = inflight.get(domain) {
-                self.inner.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .counters
+                    .coalesced
+                    .fetch_add(1, Ordering::Relaxed);
                 Some(rx.clone())
             } else {
                 None
@@ -432,9 +441,18 @@ impl Resolver {
         if !refresh
             && let Some(entry) = current.as_ref()
             && let Some(ans) = answer(entry, now)
-            && !matches!(ans, Answer::Policy { refresh_due: true, .. })
+            && !matches!(
+                ans,
+                Answer::Policy {
+                    refresh_due: true,
+                    ..
+                }
+            )
         {
-            self.inner.counters.store_hits.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .counters
+                .store_hits
+                .fetch_add(1, Ordering::Relaxed);
             let entry = Arc::new(entry.clone());
             self.mem_put(domain, entry.clone());
             return (entry, Source::Store);
@@ -471,7 +489,7 @@ impl Resolver {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(domain, id, reason, "policy fetch failed");
             }
-            if let Some(t) = trace.as_deref_mut() {
+            if let Some(t) = trace {
                 t.fetch = Some(fetch_report);
             }
             entry = on_fetch(entry, self.now(), &id, outcome, &cfg, self.jitter());
@@ -495,7 +513,10 @@ impl Resolver {
         if in_flight {
             return;
         }
-        self.inner.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .counters
+            .refreshes
+            .fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         tokio::spawn(async move {
             let _ = this.coalesced(&domain, true).await;

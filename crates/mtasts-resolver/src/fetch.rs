@@ -53,7 +53,10 @@ impl reqwest::dns::Resolve for DnsAdapter {
         let dns = self.0.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let ips = dns.addresses(&host).await.map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })?;
+            let ips = dns
+                .addresses(&host)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })?;
             let addrs: reqwest::dns::Addrs =
                 Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
             Ok(addrs)
@@ -201,8 +204,7 @@ impl Fetcher {
             body: &[],
         };
         let head_ok = mtasts_core::sts::fetch::check_status(status, head.location).is_ok()
-            && mtasts_core::sts::fetch::check_declared_length(content_length, &self.limits)
-                .is_ok();
+            && mtasts_core::sts::fetch::check_declared_length(content_length, &self.limits).is_ok();
         if head_ok {
             let mut resp = resp;
             let cap = usize::try_from(self.limits.max_body.saturating_add(1)).unwrap_or(usize::MAX);
@@ -221,7 +223,10 @@ impl Fetcher {
             }
         }
         report.bytes = body.len() as u64;
-        let response = PolicyResponse { body: &body, ..head };
+        let response = PolicyResponse {
+            body: &body,
+            ..head
+        };
         match evaluate_response(&response, &self.limits) {
             Ok((policy, media)) => {
                 report.warning = media.map(|m| m.to_string());

@@ -125,14 +125,29 @@ async fn get_ignores_rows_that_are_useless() {
         .await
         .expect("put");
     // Useful through the useless_after second itself, not after.
-    assert!(store.get("example.com", NOW + 100).await.expect("get").is_some());
-    assert_eq!(store.get("example.com", NOW + 101).await.expect("get"), None);
+    assert!(
+        store
+            .get("example.com", NOW + 100)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(
+        store.get("example.com", NOW + 101).await.expect("get"),
+        None
+    );
     // Far-future times (beyond i64) do not break the store.
     store
         .put("forever.example", &policy_entry(NOW), u64::MAX)
         .await
         .expect("put with u64::MAX");
-    assert!(store.get("forever.example", u64::MAX).await.expect("get").is_some());
+    assert!(
+        store
+            .get("forever.example", u64::MAX)
+            .await
+            .expect("get")
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -197,9 +212,16 @@ async fn purge_deletes_only_useless_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
     let store = open(&path).await;
-    for (i, useless_after) in [NOW - 10, NOW - 1, NOW, NOW + 1, NOW + 100].iter().enumerate() {
+    for (i, useless_after) in [NOW - 10, NOW - 1, NOW, NOW + 1, NOW + 100]
+        .iter()
+        .enumerate()
+    {
         store
-            .put(&format!("d{i}.example"), &negative_entry(NOW), *useless_after)
+            .put(
+                &format!("d{i}.example"),
+                &negative_entry(NOW),
+                *useless_after,
+            )
             .await
             .expect("put");
     }
@@ -251,7 +273,16 @@ async fn a_newer_schema_version_is_refused_with_the_file_named() {
         .await
         .expect_err("a newer schema must be refused");
     let message = err.to_string();
-    assert!(matches!(err, StoreError::Open { backend: "sqlite", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Open {
+                backend: "sqlite",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(message.contains(&path.display().to_string()), "{message}");
     assert!(message.contains("schema version 7"), "{message}");
     assert!(message.contains("newer"), "{message}");
@@ -266,7 +297,10 @@ async fn a_file_that_is_not_a_database_is_refused_with_the_file_named() {
         .await
         .expect_err("junk must be refused");
     assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -335,7 +369,10 @@ fn kill_9_child_process() {
                 println!("READY");
             }
             // Never outlive a parent that failed to kill us.
-            assert!(started.elapsed() < Duration::from_secs(60), "child not killed");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "child not killed"
+            );
         }
     });
 }
@@ -374,7 +411,11 @@ async fn committed_puts_survive_kill_9() {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(9), "the child died by SIGKILL: {status:?}");
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "the child died by SIGKILL: {status:?}"
+        );
     }
     // Everything it printed before dying was acknowledged after its put returned.
     for line in lines {
@@ -383,8 +424,18 @@ async fn committed_puts_survive_kill_9() {
         }
     }
     assert!(acknowledged.len() >= READY_AFTER);
-    eprintln!("the child acknowledged {} puts before kill -9", acknowledged.len());
+    eprintln!(
+        "the child acknowledged {} puts before kill -9",
+        acknowledged.len()
+    );
 
+    // The child never closed its connections: its commits are still in the write-ahead log.
+    let wal = dir.path().join("cache.sqlite3-wal");
+    assert!(
+        wal.exists(),
+        "{} should be left behind by kill -9",
+        wal.display()
+    );
     let store = open(&path).await;
     for domain in &acknowledged {
         let i: u64 = domain

@@ -5,6 +5,7 @@
 mod lint_cmd;
 mod output;
 mod report_cmd;
+mod resolve_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -38,6 +39,38 @@ enum Command {
     /// Read TLS-RPT aggregate reports (RFC 8460)
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Resolve a domain's MTA-STS policy as a sending MTA would, and say why
+    Resolve(ResolveArgs),
+}
+
+#[derive(Args)]
+struct ResolveArgs {
+    /// Policy domains (the recipient domain, or a smart host's domain)
+    #[arg(required = true, value_name = "DOMAIN")]
+    domains: Vec<String>,
+    /// Read the resolver settings from this file: the daemon's configuration (its
+    /// [resolver] table) or a file of resolver sections only
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// DNS server to ask, ADDRESS:PORT; repeatable (default: the system's resolvers)
+    #[arg(long, value_name = "ADDR:PORT")]
+    dns: Vec<std::net::SocketAddr>,
+    /// Trust these CA certificates (PEM) for policy hosts instead of the platform's
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// TCP port of policy hosts (443 on the internet; for labs only)
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
+    /// Cache to read and update: memory (default without --config), sqlite:PATH or
+    /// redis://HOST:PORT
+    #[arg(long, value_name = "CACHE")]
+    cache: Option<String>,
+    /// Look up the TXT record even when the cache could answer (a proactive refresh)
+    #[arg(long)]
+    refresh: bool,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +148,20 @@ fn main() -> ExitCode {
         Command::Report(ReportCommand::Parse(a)) => {
             report_cmd::parse_reports(&a.files, a.json, &mut out, &mut err)
         }
+        Command::Resolve(a) => resolve_cmd::resolve(
+            &resolve_cmd::ResolveOptions {
+                domains: a.domains,
+                config: a.config,
+                dns: a.dns,
+                ca_file: a.ca_file,
+                port: a.port,
+                cache: a.cache,
+                refresh: a.refresh,
+                json: a.json,
+            },
+            &mut out,
+            &mut err,
+        ),
     };
     // A closed pipe (`mtasts ... | head`) is not an error worth a message.
     let _ = out.flush();

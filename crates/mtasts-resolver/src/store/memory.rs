@@ -24,7 +24,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn load(&self, _: UnixSeconds, _: usize) -> Result<Vec<(String, CacheEntry)>, StoreError> {
+    async fn load(
+        &self,
+        _: UnixSeconds,
+        _: usize,
+    ) -> Result<Vec<(String, CacheEntry)>, StoreError> {
         Ok(Vec::new())
     }
 

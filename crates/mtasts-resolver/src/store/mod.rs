@@ -65,8 +65,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn backend(&self) -> &'static str;
 
     /// The entry for `domain`, if one is stored and not yet useless at `now`.
-    async fn get(&self, domain: &str, now: UnixSeconds)
-    -> Result<Option<CacheEntry>, StoreError>;
+    async fn get(&self, domain: &str, now: UnixSeconds) -> Result<Option<CacheEntry>, StoreError>;
 
     /// Stores `entry` for `domain`, replacing what was there. `useless_after` is the second
     /// after which the entry may be dropped (a key TTL for Redis).
@@ -125,7 +124,7 @@ impl Default for StoreConfig {
 /// Opens the configured store.
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match config {
-        StoreConfig::Memory => Arc::new(MemoryStore::default()),
+        StoreConfig::Memory => Arc::new(MemoryStore),
         StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
         StoreConfig::Redis { url, key_prefix } => {
             Arc::new(RedisStore::open(url, key_prefix).await?)

@@ -143,11 +143,7 @@ impl Store for RedisStore {
         BACKEND
     }
 
-    async fn get(
-        &self,
-        domain: &str,
-        _now: UnixSeconds,
-    ) -> Result<Option<CacheEntry>, StoreError> {
+    async fn get(&self, domain: &str, _now: UnixSeconds) -> Result<Option<CacheEntry>, StoreError> {
         let key = self.key(domain);
         let value: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(&key), "get", &key).await?;
         let Some(value) = value else {
@@ -172,7 +168,9 @@ impl Store for RedisStore {
         let expire_at = useless_after.saturating_add(1).min(MAX_EXPIRE_AT);
         if expire_at <= unix_now() {
             // Already useless: replacing what was there means removing it.
-            let _: i64 = self.query(redis::cmd("DEL").arg(&key), "delete", &key).await?;
+            let _: i64 = self
+                .query(redis::cmd("DEL").arg(&key), "delete", &key)
+                .await?;
             return Ok(());
         }
         let json = serde_json::to_vec(entry).map_err(|e| StoreError::Io {
@@ -221,7 +219,10 @@ impl Store for RedisStore {
                     &pattern,
                 )
                 .await?;
-            let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| seen.insert(k.clone())).collect();
+            let keys: Vec<Vec<u8>> = keys
+                .into_iter()
+                .filter(|k| seen.insert(k.clone()))
+                .collect();
             for batch in keys.chunks(SCAN_BATCH) {
                 let values: Vec<Option<Vec<u8>>> = self
                     .query(redis::cmd("MGET").arg(batch), "load", &pattern)

@@ -90,7 +90,13 @@ impl SqliteStore {
     }
 
     /// Runs `f` with the writer or reader connection on the blocking pool.
-    async fn run<T, F>(&self, op: &'static str, key: String, write: bool, f: F) -> Result<T, StoreError>
+    async fn run<T, F>(
+        &self,
+        op: &'static str,
+        key: String,
+        write: bool,
+        f: F,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Path) -> Result<T, StoreError> + Send + 'static,
@@ -109,7 +115,10 @@ impl SqliteStore {
                 backend: BACKEND,
                 op,
                 key,
-                detail: format!("{}: the database task failed: {e}", self.inner.path.display()),
+                detail: format!(
+                    "{}: the database task failed: {e}",
+                    self.inner.path.display()
+                ),
             }),
         }
     }
@@ -121,11 +130,7 @@ impl Store for SqliteStore {
         BACKEND
     }
 
-    async fn get(
-        &self,
-        domain: &str,
-        now: UnixSeconds,
-    ) -> Result<Option<CacheEntry>, StoreError> {
+    async fn get(&self, domain: &str, now: UnixSeconds) -> Result<Option<CacheEntry>, StoreError> {
         let key = domain.to_owned();
         self.run("get", key.clone(), false, move |conn, path| {
             let text: Option<String> = conn
@@ -272,8 +277,9 @@ fn open_blocking(path: PathBuf) -> Result<Inner, StoreError> {
 /// One connection with the busy timeout, WAL and `synchronous=NORMAL`.
 fn connect(path: &Path, target: &str) -> Result<Connection, StoreError> {
     let fail = |what: &str, e: rusqlite::Error| open_error(target, format!("{what}: {e}"));
-    let flags =
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| fail("cannot open", e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| fail("cannot set the busy timeout", e))?;
@@ -328,8 +334,7 @@ fn migrate(conn: &mut Connection, target: &str) -> Result<(), StoreError> {
             ));
         }
     }
-    tx.commit()
-        .map_err(|e| fail("cannot commit the schema", e))
+    tx.commit().map_err(|e| fail("cannot commit the schema", e))
 }
 
 /// SQLite integers are signed: times past `i64::MAX` (never useless) are stored as that.
