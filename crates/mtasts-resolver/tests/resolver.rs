@@ -1,13 +1,16 @@
 //! The resolver against the lab: real DNS, real HTTPS with the lab's CA, a controllable clock.
 //! Each test starts its own world, so mutations never leak between tests.
 
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mtasts_core::sts::policy::Mode;
 use mtasts_lab::{BlockMode, Scenario, World, WorldOptions};
-use mtasts_resolver::store::{MemoryStore, SqliteStore, Store};
+use mtasts_resolver::store::{MemoryStore, RedisStore, SqliteStore, Store};
 use mtasts_resolver::{Clock, Outcome, Resolver, ResolverConfig, Source};
 
 const SCENARIO: &str = r#"
@@ -534,4 +537,40 @@ async fn sqlite_cache_survives_restart() {
     assert_eq!(mode(&after.outcome), Some(Mode::Enforce));
     assert_eq!(lab.txt_queries("enforce.test"), 1);
     assert_eq!(lab.fetches("enforce.test"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_shares_one_redis_cache() {
+    let Some(redis) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let lab = lab();
+    let mta = |prefix: &'static str| {
+        let url = redis.url();
+        async move { Arc::new(RedisStore::open(&url, prefix).await.expect("redis")) as Arc<dyn Store> }
+    };
+    let first = lab.resolver_with(mta("fleet:").await).await;
+    assert_eq!(
+        mode(&first.resolve("enforce.test").await.outcome),
+        Some(Mode::Enforce)
+    );
+    assert!(matches!(
+        first.resolve("none.test").await.outcome,
+        Outcome::NoPolicy { .. }
+    ));
+    // A second MTA, started later, finds both answers in Redis: no DNS, no fetch.
+    let second = lab.resolver_with(mta("fleet:").await).await;
+    let got = second.resolve("enforce.test").await;
+    assert_eq!(mode(&got.outcome), Some(Mode::Enforce));
+    assert!(matches!(
+        second.resolve("none.test").await.outcome,
+        Outcome::NoPolicy { .. }
+    ));
+    assert_eq!(lab.fetches("enforce.test"), 1);
+    assert_eq!(lab.txt_queries("enforce.test"), 1);
+    assert_eq!(lab.txt_queries("none.test"), 1);
+    // A third MTA under another prefix shares nothing.
+    let other = lab.resolver_with(mta("other:").await).await;
+    let _ = other.resolve("enforce.test").await;
+    assert_eq!(lab.fetches("enforce.test"), 2);
 }
