@@ -1,0 +1,87 @@
+//! `mtasts resolve` through the real binary against the lab's minimal world: the decision,
+//! the reasons, the JSON shape, the cache option and the exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mtasts_lab::{Scenario, World, WorldOptions};
+use serde_json::Value;
+
+fn world() -> World {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/scenarios/minimal.toml");
+    let scenario = Scenario::from_file(&path).expect("minimal scenario");
+    World::start(&scenario, WorldOptions::default()).expect("world")
+}
+
+fn resolve(w: &World, extra: &[&str]) -> Output {
+    let dns = w.dns_addr().to_string();
+    let port = w.https_port().to_string();
+    let ca = w.ca_pem_path().to_str().expect("utf-8 path").to_owned();
+    Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["resolve", "--dns", &dns, "--port", &port, "--ca-file", &ca])
+        .args(extra)
+        .output()
+        .expect("run mtasts")
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn enforce_policy_is_explained() {
+    let w = world();
+    let o = resolve(&w, &["good-enforce.test"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let t = text(&o);
+    for needle in [
+        "good-enforce.test: enforce",
+        "mx patterns   mx1.good-enforce.test",
+        "\"v=STSv1; id=20240101T000000;\"",
+        "record with id 20240101T000000",
+        "HTTP 200, text/plain",
+        "fetch result  valid policy",
+    ] {
+        assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn json_output_and_no_policy() {
+    let w = world();
+    let o = resolve(&w, &["--json", "good-enforce.test", "no-policy.test"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v[0]["decision"], "policy");
+    assert_eq!(v[0]["mode"], "enforce");
+    assert_eq!(v[0]["policy"]["mx"][0], "mx1.good-enforce.test");
+    assert_eq!(v[0]["trace"]["fetch"]["status"], 200);
+    assert_eq!(v[1]["decision"], "no-policy");
+    assert_eq!(v[1]["trace"]["discovery"]["discovery"]["result"], "no-record");
+}
+
+#[test]
+fn sqlite_cache_answers_the_second_run_without_network() {
+    let w = world();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = format!("sqlite:{}", dir.path().join("c.sqlite3").display());
+    let first = resolve(&w, &["--cache", &cache, "good-enforce.test"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let second = resolve(&w, &["--cache", &cache, "good-enforce.test"]);
+    let t = text(&second);
+    assert!(t.contains("not needed: the cache answered"), "{t}");
+    assert!(t.contains("cache before  policy id 20240101T000000"), "{t}");
+    assert_eq!(w.policy_fetches_for("good-enforce.test").len(), 1);
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let w = world();
+    let o = resolve(&w, &["not a domain"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("is not a domain name"), "{}", text(&o));
+    let o = resolve(&w, &["--cache", "mysql:x", "good-enforce.test"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("--cache \"mysql:x\""), "{err}");
+}
