@@ -15,6 +15,7 @@
 pub mod diag;
 pub mod domain;
 pub mod rfc;
+pub mod socketmap;
 pub mod sts;
 pub mod tlsrpt;
 pub(crate) mod txt;

@@ -41,6 +41,23 @@ enum Command {
     Report(ReportCommand),
     /// Resolve a domain's MTA-STS policy as a sending MTA would, and say why
     Resolve(ResolveArgs),
+    /// Run the Postfix socketmap policy daemon (smtp_tls_policy_maps)
+    Daemon(DaemonArgs),
+}
+
+#[derive(Args)]
+struct DaemonArgs {
+    /// The configuration file (TOML; see contrib/mtasts-daemon.toml)
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        default_value = "/etc/mtasts/daemon.toml"
+    )]
+    config: PathBuf,
+    /// Only check the configuration file and exit
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Args)]
@@ -121,6 +138,36 @@ struct ReportParseArgs {
     json: bool,
 }
 
+/// `mtasts daemon`: runs until SIGTERM/SIGINT (exit 0) or a startup failure (exit 2).
+fn daemon(a: &DaemonArgs, err: &mut dyn Write) -> u8 {
+    if a.check {
+        return match mtasts_daemon::Config::load(&a.config) {
+            Ok(_) => EXIT_OK,
+            Err(e) => {
+                let _ = writeln!(err, "mtasts daemon: {e}");
+                EXIT_TROUBLE
+            }
+        };
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(err, "mtasts daemon: cannot start the runtime: {e}");
+            return EXIT_TROUBLE;
+        }
+    };
+    match rt.block_on(mtasts_daemon::run(&a.config)) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            let _ = writeln!(err, "mtasts daemon: {e:#}");
+            EXIT_TROUBLE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -148,6 +195,7 @@ fn main() -> ExitCode {
         Command::Report(ReportCommand::Parse(a)) => {
             report_cmd::parse_reports(&a.files, a.json, &mut out, &mut err)
         }
+        Command::Daemon(a) => daemon(&a, &mut err),
         Command::Resolve(a) => resolve_cmd::resolve(
             &resolve_cmd::ResolveOptions {
                 domains: a.domains,

@@ -57,7 +57,10 @@ fn json_output_and_no_policy() {
     assert_eq!(v[0]["policy"]["mx"][0], "mx1.good-enforce.test");
     assert_eq!(v[0]["trace"]["fetch"]["status"], 200);
     assert_eq!(v[1]["decision"], "no-policy");
-    assert_eq!(v[1]["trace"]["discovery"]["discovery"]["result"], "no-record");
+    assert_eq!(
+        v[1]["trace"]["discovery"]["discovery"]["result"],
+        "no-record"
+    );
 }
 
 #[test]

@@ -1,0 +1,847 @@
+//! The socketmap server: listeners, one task per connection, pipelined requests answered
+//! concurrently and written in order, reload and graceful shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use mtasts_core::socketmap::{
+    Decoder, LookupKey, Reply, Request, Trimmed, ZoneOptions, classify_key, policy_reply,
+    transient_reply,
+};
+use mtasts_resolver::{Outcome, Resolution, Resolver};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError, Listener, UnixListenerConfig, ZoneTable, secs};
+use crate::logging;
+use crate::metrics::{self, Metrics};
+
+/// The settings a reload changes for the next request (zones, sizes) or the next connection
+/// (timeouts, limits).
+#[derive(Clone, Debug)]
+struct Live {
+    zones: ZoneTable,
+    max_request: usize,
+    max_reply: usize,
+    max_pipeline: usize,
+    idle_timeout: Duration,
+    request_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Live {
+    fn from_config(c: &Config) -> Live {
+        Live {
+            zones: c.zone_table(),
+            max_request: c.max_request,
+            max_reply: c.max_reply,
+            max_pipeline: c.max_pipeline,
+            idle_timeout: secs(c.idle_timeout),
+            request_timeout: secs(c.request_timeout),
+            shutdown_timeout: secs(c.shutdown_timeout),
+        }
+    }
+}
+
+struct Shared {
+    resolver: Resolver,
+    metrics: Arc<Metrics>,
+    live: RwLock<Arc<Live>>,
+    /// The configuration in force (restart-only keys keep their start-up values).
+    config: Mutex<Config>,
+    max_connections: usize,
+    /// When "max_connections reached" was last logged (seconds since start), to log it at
+    /// most every 10 seconds.
+    last_limit_warning: AtomicU64,
+    started: Instant,
+}
+
+impl Shared {
+    fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A bound listening address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BoundAddr {
+    /// A TCP socket (with the real port when the configuration said 0).
+    Tcp(SocketAddr),
+    /// A Unix socket file.
+    Unix(PathBuf),
+}
+
+/// What a reload did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Keys whose new values are in force.
+    pub applied: Vec<&'static str>,
+    /// Keys that changed but need a restart; their old values stay in force.
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// What a shutdown did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Every connection finished its requests within `shutdown_timeout`.
+    pub clean: bool,
+}
+
+/// A running daemon.
+pub struct Daemon {
+    shared: Arc<Shared>,
+    addrs: Vec<BoundAddr>,
+    metrics_addr: Option<SocketAddr>,
+    unix_paths: Vec<PathBuf>,
+    stop_accepting: CancellationToken,
+    stop_reading: CancellationToken,
+    abort: CancellationToken,
+    tracker: TaskTracker,
+    listener_tasks: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("addrs", &self.addrs)
+            .field("metrics_addr", &self.metrics_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Acceptor {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Daemon {
+    /// Builds the resolver from `config.resolver` and starts serving.
+    pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+        let resolver = Resolver::new(&config.resolver)
+            .await
+            .context("cannot start the resolver")?;
+        Daemon::start_with_resolver(config, resolver).await
+    }
+
+    /// Starts serving with a resolver built by the caller (`config.resolver` is then only
+    /// used to tell a reload what changed).
+    pub async fn start_with_resolver(config: Config, resolver: Resolver) -> anyhow::Result<Daemon> {
+        config.validate("configuration")?;
+        let mut acceptors = Vec::new();
+        let mut addrs = Vec::new();
+        let mut unix_paths = Vec::new();
+        for l in &config.listen {
+            let bound = match l {
+                Listener::Tcp(addr) => TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on tcp {addr}"))
+                    .and_then(|t| {
+                        let a = t.local_addr()?;
+                        Ok((Acceptor::Tcp(t), BoundAddr::Tcp(a)))
+                    }),
+                Listener::Unix(u) => bind_unix(u).map(|t| {
+                    unix_paths.push(u.path.clone());
+                    (Acceptor::Unix(t), BoundAddr::Unix(u.path.clone()))
+                }),
+            };
+            match bound {
+                Ok((acc, addr)) => {
+                    acceptors.push(acc);
+                    addrs.push(addr);
+                }
+                Err(e) => {
+                    remove_sockets(&unix_paths);
+                    return Err(e);
+                }
+            }
+        }
+        let metrics_listener = match config.metrics {
+            Some(addr) => match TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    remove_sockets(&unix_paths);
+                    return Err(e).with_context(|| format!("cannot serve metrics on {addr}"));
+                }
+            },
+            None => None,
+        };
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
+
+        let shared = Arc::new(Shared {
+            resolver: resolver.clone(),
+            metrics: Arc::new(Metrics::default()),
+            live: RwLock::new(Arc::new(Live::from_config(&config))),
+            max_connections: config.max_connections,
+            last_limit_warning: AtomicU64::new(u64::MAX),
+            started: Instant::now(),
+            config: Mutex::new(config.clone()),
+        });
+        let stop_accepting = CancellationToken::new();
+        let stop_reading = CancellationToken::new();
+        let abort = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(config.max_connections));
+        let mut listener_tasks = Vec::new();
+        for acc in acceptors {
+            listener_tasks.push(tokio::spawn(accept_loop(
+                acc,
+                shared.clone(),
+                slots.clone(),
+                stop_accepting.clone(),
+                stop_reading.clone(),
+                abort.clone(),
+                tracker.clone(),
+            )));
+        }
+        let mut background = Vec::new();
+        if let Some(l) = metrics_listener {
+            background.push(tokio::spawn(metrics::serve(
+                l,
+                shared.metrics.clone(),
+                resolver.clone(),
+                stop_accepting.clone(),
+            )));
+        }
+        if config.refresh_period > 0.0 {
+            background
+                .push(resolver.spawn_refresher(secs(config.refresh_period), config.refresh_batch));
+        }
+        for a in &addrs {
+            match a {
+                BoundAddr::Tcp(t) => tracing::info!(listen = %t, "listening on tcp"),
+                BoundAddr::Unix(p) => tracing::info!(listen = %p.display(), "listening on unix"),
+            }
+        }
+        if let Some(m) = metrics_addr {
+            tracing::info!(metrics = %metrics::describe(m), "serving metrics");
+        }
+        tracing::info!(
+            store = resolver.store_backend(),
+            cached = resolver.len(),
+            max_connections = config.max_connections,
+            "mtasts daemon ready"
+        );
+        Ok(Daemon {
+            shared,
+            addrs,
+            metrics_addr,
+            unix_paths,
+            stop_accepting,
+            stop_reading,
+            abort,
+            tracker,
+            listener_tasks,
+            background,
+        })
+    }
+
+    /// The addresses the daemon listens on, in configuration order.
+    pub fn local_addrs(&self) -> &[BoundAddr] {
+        &self.addrs
+    }
+
+    /// The first TCP address, if any.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.addrs.iter().find_map(|a| match a {
+            BoundAddr::Tcp(t) => Some(*t),
+            BoundAddr::Unix(_) => None,
+        })
+    }
+
+    /// The metrics address, when metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The resolver.
+    pub fn resolver(&self) -> &Resolver {
+        &self.shared.resolver
+    }
+
+    /// The daemon's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The metrics text, as `GET /metrics` serves it.
+    pub fn render_metrics(&self) -> String {
+        self.shared.metrics.render(&self.shared.resolver)
+    }
+
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.metrics.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> u64 {
+        self.shared.metrics.connections.load(Ordering::Relaxed)
+    }
+
+    /// Applies a new configuration: zones, the log level, request and reply sizes, the
+    /// pipeline depth and the timeouts take effect at once (sizes and timeouts for new
+    /// connections); listeners, `max_connections`, metrics, the refresher, the log format
+    /// and the resolver need a restart and are left unchanged (each is logged).
+    ///
+    /// The new configuration is checked first ([`Config::validate`]); an invalid one changes
+    /// nothing.
+    pub fn reload(&self, new: Config) -> Result<ReloadReport, ConfigError> {
+        if let Err(e) = new.validate("new configuration") {
+            self.shared
+                .metrics
+                .reloads_failed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "configuration not reloaded; the running one stays");
+            return Err(e);
+        }
+        let mut current = self.shared.config.lock().unwrap_or_else(|p| p.into_inner());
+        let mut report = ReloadReport::default();
+        let restart: [(&'static str, bool); 8] = [
+            ("listen", new.listen != current.listen),
+            (
+                "max_connections",
+                new.max_connections != current.max_connections,
+            ),
+            ("metrics", new.metrics != current.metrics),
+            (
+                "metrics_allow_remote",
+                new.metrics_allow_remote != current.metrics_allow_remote,
+            ),
+            (
+                "refresh_period",
+                new.refresh_period != current.refresh_period,
+            ),
+            ("refresh_batch", new.refresh_batch != current.refresh_batch),
+            ("log.format", new.log.format != current.log.format),
+            ("resolver", new.resolver != current.resolver),
+        ];
+        for (key, changed) in restart {
+            if changed {
+                tracing::warn!(
+                    key,
+                    "changed in the configuration file, but needs a restart: left unchanged"
+                );
+                report.needs_restart.push(key);
+            }
+        }
+        let live: [(&'static str, bool); 7] = [
+            ("default_zone", new.default_zone != current.default_zone),
+            ("zones", new.zones != current.zones),
+            ("log.level", new.log.level != current.log.level),
+            ("max_request", new.max_request != current.max_request),
+            ("max_reply", new.max_reply != current.max_reply),
+            ("max_pipeline", new.max_pipeline != current.max_pipeline),
+            (
+                "timeouts",
+                new.idle_timeout != current.idle_timeout
+                    || new.request_timeout != current.request_timeout
+                    || new.shutdown_timeout != current.shutdown_timeout,
+            ),
+        ];
+        for (key, changed) in live {
+            if changed {
+                report.applied.push(key);
+            }
+        }
+        if new.log.level != current.log.level
+            && let Err(e) = logging::set_level(&new.log.level)
+        {
+            tracing::warn!(error = %e, "cannot change the log level");
+        }
+        current.default_zone = new.default_zone;
+        current.zones = new.zones;
+        current.log.level = new.log.level;
+        current.max_request = new.max_request;
+        current.max_reply = new.max_reply;
+        current.max_pipeline = new.max_pipeline;
+        current.idle_timeout = new.idle_timeout;
+        current.request_timeout = new.request_timeout;
+        current.shutdown_timeout = new.shutdown_timeout;
+        let live = Arc::new(Live::from_config(&current));
+        *self.shared.live.write().unwrap_or_else(|p| p.into_inner()) = live;
+        self.shared
+            .metrics
+            .reloads_ok
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            applied = ?report.applied,
+            needs_restart = ?report.needs_restart,
+            "configuration reloaded"
+        );
+        Ok(report)
+    }
+
+    /// Reads `path` and applies it as [`reload`](Self::reload) does. On an error the running
+    /// configuration stays in force.
+    pub fn reload_from_file(&self, path: &Path) -> Result<ReloadReport, ConfigError> {
+        match Config::load(path) {
+            Ok(c) => self.reload(c),
+            Err(e) => {
+                self.shared
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "configuration not reloaded; the running one stays");
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops accepting connections, lets every connection finish the requests it has read
+    /// (reading no more) for up to `shutdown_timeout`, then closes what is left.
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        self.stop_accepting.cancel();
+        for t in self.listener_tasks.drain(..) {
+            let _ = t.await;
+        }
+        remove_sockets(&self.unix_paths);
+        self.stop_reading.cancel();
+        self.tracker.close();
+        let timeout = self.shared.live().shutdown_timeout;
+        let clean = tokio::time::timeout(timeout, self.tracker.wait())
+            .await
+            .is_ok();
+        if !clean {
+            tracing::warn!(
+                connections = self.connections(),
+                "shutdown_timeout passed with requests unanswered: closing their connections"
+            );
+            self.abort.cancel();
+            self.tracker.wait().await;
+        }
+        for t in self.background.drain(..) {
+            t.abort();
+        }
+        tracing::info!(clean, "stopped");
+        ShutdownReport { clean }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if !self.listener_tasks.is_empty() {
+            // Dropped without shutdown(): still leave no socket file behind.
+            remove_sockets(&self.unix_paths);
+        }
+        self.stop_accepting.cancel();
+        self.stop_reading.cancel();
+        self.abort.cancel();
+        for t in self.listener_tasks.iter().chain(self.background.iter()) {
+            t.abort();
+        }
+    }
+}
+
+fn remove_sockets(paths: &[PathBuf]) {
+    for p in paths {
+        match std::fs::remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %p.display(), error = %e, "cannot remove the socket"),
+        }
+    }
+}
+
+/// Binds a Unix socket: removes a stale socket file (never another kind of file, nor a
+/// socket someone still listens on), then sets the mode and ownership.
+fn bind_unix(cfg: &UnixListenerConfig) -> anyhow::Result<UnixListener> {
+    let path = &cfg.path;
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                anyhow::bail!("{shown}: another process is listening on this socket");
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("{shown}: cannot remove the stale socket"))?;
+            tracing::info!(path = %shown, "removed a stale socket");
+        }
+        Ok(_) => anyhow::bail!("{shown} exists and is not a socket: not removing it"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("{shown}: cannot inspect")),
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on unix {shown}"))?;
+    let result = (|| -> anyhow::Result<()> {
+        if let Some(mode) = cfg.mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("{shown}: cannot set mode {mode:04o}"))?;
+        }
+        let uid = cfg.owner.as_deref().map(user_id).transpose()?;
+        let gid = cfg.group.as_deref().map(group_id).transpose()?;
+        if uid.is_some() || gid.is_some() {
+            std::os::unix::fs::chown(path, uid, gid)
+                .with_context(|| format!("{shown}: cannot change the owner or group"))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
+fn user_id(name: &str) -> anyhow::Result<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Ok(n);
+    }
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) => Ok(u.uid.as_raw()),
+        Ok(None) => anyhow::bail!("no such user {name:?}"),
+        Err(e) => anyhow::bail!("cannot look up user {name:?}: {e}"),
+    }
+}
+
+fn group_id(name: &str) -> anyhow::Result<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Ok(n);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => anyhow::bail!("no such group {name:?}"),
+        Err(e) => anyhow::bail!("cannot look up group {name:?}: {e}"),
+    }
+}
+
+async fn accept_loop(
+    acceptor: Acceptor,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    stop_accepting: CancellationToken,
+    stop_reading: CancellationToken,
+    abort: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = stop_accepting.cancelled() => return,
+            a = accept(&acceptor) => a,
+        };
+        let (conn, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and the like: wait a little rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                shared
+                    .metrics
+                    .connections_waited
+                    .fetch_add(1, Ordering::Relaxed);
+                let now = shared.started.elapsed().as_secs();
+                let last = shared.last_limit_warning.load(Ordering::Relaxed);
+                if last == u64::MAX || now >= last + 10 {
+                    shared.last_limit_warning.store(now, Ordering::Relaxed);
+                    tracing::warn!(
+                        max_connections = shared.max_connections,
+                        %peer,
+                        "max_connections are open: new connections wait until one closes"
+                    );
+                }
+                tokio::select! {
+                    () = stop_accepting.cancelled() => return,
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                }
+            }
+        };
+        let task_shared = shared.clone();
+        let stop = stop_reading.clone();
+        let abort = abort.clone();
+        match conn {
+            Conn::Tcp(s) => {
+                tracker.spawn(connection(s, peer, task_shared, stop, abort, permit));
+            }
+            Conn::Unix(s) => {
+                tracker.spawn(connection(s, peer, task_shared, stop, abort, permit));
+            }
+        }
+    }
+}
+
+enum Conn {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(acceptor: &Acceptor) -> io::Result<(Conn, String)> {
+    match acceptor {
+        Acceptor::Tcp(l) => {
+            let (s, a) = l.accept().await?;
+            // Replies are written whole; do not let Nagle hold back the next one.
+            let _ = s.set_nodelay(true);
+            Ok((Conn::Tcp(s), a.to_string()))
+        }
+        Acceptor::Unix(l) => {
+            let (s, _) = l.accept().await?;
+            Ok((Conn::Unix(s), "unix".to_owned()))
+        }
+    }
+}
+
+/// Decrements a gauge when dropped.
+struct GaugeGuard<'a>(&'a AtomicU64);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn connection<S>(
+    stream: S,
+    peer: String,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    abort: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let m = &shared.metrics;
+    m.connections.fetch_add(1, Ordering::Relaxed);
+    m.connections_total.fetch_add(1, Ordering::Relaxed);
+    let _gauge = GaugeGuard(&m.connections);
+    tracing::debug!(%peer, "connection opened");
+    let live = shared.live();
+    let (rd, wr) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel(live.max_pipeline);
+    let pending = Arc::new(AtomicUsize::new(0));
+    let writer_gone = CancellationToken::new();
+    let reader = read_requests(rd, tx, &shared, &live, &peer, &pending, &stop, &writer_gone);
+    let writer = write_replies(wr, rx, &live, &peer, &pending, &writer_gone);
+    tokio::select! {
+        _ = async { tokio::join!(reader, writer) } => {}
+        () = abort.cancelled() => {
+            tracing::debug!(%peer, "connection closed at the end of shutdown_timeout");
+        }
+    }
+    tracing::debug!(%peer, "connection closed");
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_requests<R: AsyncRead>(
+    rd: R,
+    tx: mpsc::Sender<JoinHandle<Vec<u8>>>,
+    shared: &Arc<Shared>,
+    live: &Live,
+    peer: &str,
+    pending: &AtomicUsize,
+    stop: &CancellationToken,
+    writer_gone: &CancellationToken,
+) {
+    let mut rd = std::pin::pin!(rd);
+    let mut decoder = Decoder::new(live.max_request);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let read = tokio::select! {
+            biased;
+            () = stop.cancelled() => {
+                tracing::debug!(peer, "shutting down: reading no more requests");
+                return;
+            }
+            () = writer_gone.cancelled() => return,
+            r = tokio::time::timeout(live.idle_timeout, rd.read(&mut buf)) => r,
+        };
+        let n = match read {
+            Err(_) => {
+                if pending.load(Ordering::Relaxed) > 0 {
+                    continue;
+                }
+                shared.metrics.idle_closed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(peer, "idle_timeout: closing the connection");
+                return;
+            }
+            Ok(Ok(0)) => {
+                if decoder.is_partial() {
+                    tracing::debug!(peer, "connection closed in the middle of a request");
+                }
+                return;
+            }
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::debug!(peer, error = %e, "read failed");
+                return;
+            }
+        };
+        decoder.feed(&buf[..n]);
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(payload)) => {
+                    pending.fetch_add(1, Ordering::Relaxed);
+                    let task = tokio::spawn(answer(shared.clone(), payload));
+                    if tx.send(task).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    shared.metrics.protocol_error(e.kind());
+                    tracing::warn!(
+                        peer,
+                        error = %e,
+                        "malformed netstring: closing the connection without a reply"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn write_replies<W: AsyncWrite>(
+    wr: W,
+    mut rx: mpsc::Receiver<JoinHandle<Vec<u8>>>,
+    live: &Live,
+    peer: &str,
+    pending: &AtomicUsize,
+    writer_gone: &CancellationToken,
+) {
+    let mut wr = std::pin::pin!(wr);
+    while let Some(task) = rx.recv().await {
+        let bytes = match task.await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(peer, error = %e, "answering a request failed: closing the connection");
+                break;
+            }
+        };
+        match tokio::time::timeout(live.idle_timeout, wr.write_all(&bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(peer, error = %e, "write failed");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!(peer, "the client does not read its replies: closing");
+                break;
+            }
+        }
+        pending.fetch_sub(1, Ordering::Relaxed);
+    }
+    writer_gone.cancel();
+    let _ = wr.shutdown().await;
+}
+
+/// Answers one request payload with the whole reply netstring.
+async fn answer(shared: Arc<Shared>, payload: Vec<u8>) -> Vec<u8> {
+    let started = Instant::now();
+    let m = &shared.metrics;
+    m.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = GaugeGuard(&m.in_flight);
+    let live = shared.live();
+    let req = Request::parse(&payload);
+    let (map_label, opts) = live.zones.lookup(&req.map);
+    let (reply, outcome, source) = match classify_key(&req.key) {
+        LookupKey::Skip(skip) => {
+            m.skipped(skip.kind());
+            (Reply::NotFound, skip.kind(), "none")
+        }
+        LookupKey::Domain(domain) => {
+            m.lookups.fetch_add(1, Ordering::Relaxed);
+            match tokio::time::timeout(live.request_timeout, shared.resolver.resolve(&domain)).await
+            {
+                Ok(res) => {
+                    let kind = res.outcome.kind();
+                    m.outcome(kind);
+                    let reply = reply_for(&res, opts, live.max_reply, m);
+                    (reply, kind, source_name(&res))
+                }
+                Err(_) => {
+                    m.outcome("timeout");
+                    m.request_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(domain, "the lookup took longer than request_timeout");
+                    let reply = transient_reply(
+                        &domain,
+                        "the lookup took longer than request_timeout",
+                        opts,
+                    );
+                    (reply, "timeout", "network")
+                }
+            }
+        }
+    };
+    m.reply(map_label, reply.kind());
+    let elapsed = started.elapsed();
+    m.observe(elapsed);
+    let payload = reply.payload();
+    tracing::debug!(
+        map = %req.map,
+        key = ?req.key,
+        outcome,
+        source,
+        reply = %payload,
+        elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+        "answered"
+    );
+    mtasts_core::socketmap::encode(payload.as_bytes())
+}
+
+fn source_name(res: &Resolution) -> &'static str {
+    match res.source {
+        mtasts_resolver::Source::Memory => "memory",
+        mtasts_resolver::Source::Store => "store",
+        mtasts_resolver::Source::Network => "network",
+    }
+}
+
+fn reply_for(res: &Resolution, opts: &ZoneOptions, max_reply: usize, m: &Metrics) -> Reply {
+    match &res.outcome {
+        Outcome::Policy(_) => match res.outcome.applicable() {
+            Some(cached) => {
+                let pr = policy_reply(&res.domain, &cached.policy, opts, max_reply);
+                if pr.skipped_lines > 0 {
+                    tracing::info!(
+                        domain = %res.domain,
+                        lines = pr.skipped_lines,
+                        "policy lines with '{{' or '}}' left out of the policy_string attributes"
+                    );
+                }
+                let what = match pr.trimmed {
+                    Trimmed::Nothing => None,
+                    Trimmed::PolicyStrings => Some("policy-strings"),
+                    Trimmed::Tlsrpt => Some("tlsrpt"),
+                    Trimmed::TooLarge => Some("too-large"),
+                };
+                if let Some(what) = what {
+                    m.trimmed(what);
+                    tracing::warn!(
+                        domain = %res.domain,
+                        trimmed = what,
+                        max_reply,
+                        "the policy reply was too long for max_reply and was cut"
+                    );
+                }
+                pr.reply
+            }
+            None => Reply::NotFound,
+        },
+        Outcome::NoPolicy { .. } | Outcome::Invalid { .. } => Reply::NotFound,
+        Outcome::Transient { reason } => {
+            tracing::info!(domain = %res.domain, reason, "policy unknown for now (DNS failure)");
+            transient_reply(&res.domain, reason, opts)
+        }
+    }
+}
