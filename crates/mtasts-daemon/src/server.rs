@@ -644,7 +644,7 @@ async fn connection<S>(
 #[allow(clippy::too_many_arguments)]
 async fn read_requests<R: AsyncRead>(
     rd: R,
-    tx: mpsc::Sender<JoinHandle<Vec<u8>>>,
+    tx: mpsc::Sender<Pending>,
     shared: &Arc<Shared>,
     live: &Live,
     peer: &str,
@@ -691,8 +691,19 @@ async fn read_requests<R: AsyncRead>(
             match decoder.next_frame() {
                 Ok(Some(payload)) => {
                     pending.fetch_add(1, Ordering::Relaxed);
-                    let task = tokio::spawn(answer(shared.clone(), payload));
-                    if tx.send(task).await.is_err() {
+                    // Most lookups are answered from memory without waiting: poll the answer
+                    // once here and spawn a task only when it really has to wait (DNS, HTTPS,
+                    // the store). A spawned future is simply polled again by its task.
+                    let mut fut = Box::pin(answer(shared.clone(), payload));
+                    let polled = {
+                        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                        fut.as_mut().poll(&mut cx)
+                    };
+                    let item = match polled {
+                        std::task::Poll::Ready(bytes) => Pending::Ready(bytes),
+                        std::task::Poll::Pending => Pending::Task(tokio::spawn(fut)),
+                    };
+                    if tx.send(item).await.is_err() {
                         return;
                     }
                 }
@@ -711,24 +722,52 @@ async fn read_requests<R: AsyncRead>(
     }
 }
 
+/// A reply in request order: already computed, or still being computed by a task.
+enum Pending {
+    Ready(Vec<u8>),
+    Task(JoinHandle<Vec<u8>>),
+}
+
 async fn write_replies<W: AsyncWrite>(
     wr: W,
-    mut rx: mpsc::Receiver<JoinHandle<Vec<u8>>>,
+    mut rx: mpsc::Receiver<Pending>,
     live: &Live,
     peer: &str,
     pending: &AtomicUsize,
     writer_gone: &CancellationToken,
 ) {
     let mut wr = std::pin::pin!(wr);
-    while let Some(task) = rx.recv().await {
-        let bytes = match task.await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(peer, error = %e, "answering a request failed: closing the connection");
-                break;
-            }
+    let mut out = Vec::with_capacity(512);
+    let mut next = rx.recv().await;
+    while let Some(item) = next.take() {
+        let mut bytes = match item {
+            Pending::Ready(b) => b,
+            Pending::Task(task) => match task.await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(peer, error = %e, "answering a request failed: closing the connection");
+                    break;
+                }
+            },
         };
-        match tokio::time::timeout(live.idle_timeout, wr.write_all(&bytes)).await {
+        // Replies already computed behind this one go out in the same write.
+        let mut written = 1;
+        out.clear();
+        out.append(&mut bytes);
+        while out.len() < 64 * 1024 {
+            match rx.try_recv() {
+                Ok(Pending::Ready(mut b)) => {
+                    out.append(&mut b);
+                    written += 1;
+                }
+                Ok(task @ Pending::Task(_)) => {
+                    next = Some(task);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        match tokio::time::timeout(live.idle_timeout, wr.write_all(&out)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(peer, error = %e, "write failed");
@@ -739,7 +778,10 @@ async fn write_replies<W: AsyncWrite>(
                 break;
             }
         }
-        pending.fetch_sub(1, Ordering::Relaxed);
+        pending.fetch_sub(written, Ordering::Relaxed);
+        if next.is_none() {
+            next = rx.recv().await;
+        }
     }
     writer_gone.cancel();
     let _ = wr.shutdown().await;
