@@ -30,7 +30,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-COMMAND="bash bench/resolver.sh $*"
+COMMAND="bash bench/resolver.sh${*:+ $*}"
 
 QUICK=0
 for a in "$@"; do
@@ -459,7 +459,7 @@ notes = [
     "Warm runs cycle through the $COLD_N domains of the cold set, all cached; the peer's "
     "cache_grace is a year so it does not refresh during the run.",
     "Cold: $COLD_CONNS connections, like a busy Postfix (default_process_limit 100); each "
-    "lookup is a TXT query, an A query and an HTTPS fetch (TLS 1.3, ECDSA P-256) from the lab.",
+    "lookup is a TXT query, A and AAAA queries and an HTTPS fetch (TLS 1.3, ECDSA P-256) from the lab.",
     "Memory: VmRSS from /proc/PID/status; the idle figure is taken 2 s after the daemon "
     "listens, before any lookup.",
     "Latency under a closed loop: with N connections each waiting for its reply, mean "
