@@ -299,13 +299,7 @@ impl Resolver {
         };
         let (entry, source) = self.round(&domain, refresh, Some(&mut trace)).await;
         trace.cached_after = Some((*entry).clone());
-        let now = self.now();
-        let outcome = match answer(&entry, now) {
-            Some(ans) => outcome_of(&entry, ans),
-            None => Outcome::Transient {
-                reason: "the cache could not decide".into(),
-            },
-        };
+        let outcome = decided(&entry, self.now());
         (
             Resolution {
                 domain,
@@ -318,14 +312,7 @@ impl Resolver {
 
     async fn resolve_slow(&self, domain: String, refresh: bool) -> Resolution {
         let (entry, source) = self.coalesced(&domain, refresh).await;
-        let now = self.now();
-        let outcome = match answer(&entry, now) {
-            Some(ans) => outcome_of(&entry, ans),
-            // Only possible when the clock jumped past a zero-length negative answer.
-            None => Outcome::Transient {
-                reason: "the cache could not decide".into(),
-            },
-        };
+        let outcome = decided(&entry, self.now());
         Resolution {
             domain,
             outcome,
@@ -336,34 +323,9 @@ impl Resolver {
     /// One round per domain at a time: the first caller does it in a task of its own (so a
     /// cancelled caller cannot abandon the others), the rest wait for its result.
     async fn coalesced(&self, domain: &str, refresh: bool) -> (Arc<CacheEntry>, Source) {
-        let rx = {
-            let inflight = self
-                .inner
-                .inflight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if let Some(rx) = inflight.get(domain) {
-                self.inner
-                    .counters
-                    .coalesced
-                    .fetch_add(1, Ordering::Relaxed);
-                Some(rx.clone())
-            } else {
-                None
-            }
-        };
-        if let Some(mut rx) = rx {
-            if let Ok(v) = rx.wait_for(Option::is_some).await
-                && let Some(entry) = v.clone()
-            {
-                return (entry, Source::Network);
-            }
-            // The leader vanished: do it ourselves.
-            let (entry, source) = self.round(domain, refresh, None).await;
-            return (entry, source);
-        }
         let (tx, rx) = watch::channel(None);
-        let raced = {
+        // Join a round in flight, or register ours, in one critical section.
+        let leader = {
             let mut inflight = self
                 .inner
                 .inflight
@@ -377,13 +339,17 @@ impl Resolver {
                 }
             }
         };
-        if let Some(mut rx) = raced {
-            // Lost a race with another leader: follow it.
+        if let Some(mut rx) = leader {
+            self.inner
+                .counters
+                .coalesced
+                .fetch_add(1, Ordering::Relaxed);
             if let Ok(v) = rx.wait_for(Option::is_some).await
                 && let Some(entry) = v.clone()
             {
                 return (entry, Source::Network);
             }
+            // The leader vanished: do it ourselves.
             return self.round(domain, refresh, None).await;
         }
         let this = self.clone();
@@ -574,6 +540,17 @@ impl Resolver {
                 }
             }
         })
+    }
+}
+
+/// The outcome of an entry just written by a round. A round always leaves an answer, unless
+/// the clock jumped past a one-second negative answer in between.
+fn decided(entry: &Arc<CacheEntry>, now: UnixSeconds) -> Outcome {
+    match answer(entry, now) {
+        Some(ans) => outcome_of(entry, ans),
+        None => Outcome::Transient {
+            reason: "the cache could not decide".into(),
+        },
     }
 }
 

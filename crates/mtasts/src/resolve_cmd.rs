@@ -188,14 +188,7 @@ fn describe_entry(e: &CacheEntry) -> String {
         ));
     }
     if let Some(n) = &e.negative {
-        parts.push(format!(
-            "{} until {}",
-            serde_json::to_value(n.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            ts(n.until)
-        ));
+        parts.push(format!("{} until {}", n.kind.as_str(), ts(n.until)));
     }
     if let Some(f) = &e.failed_fetch {
         parts.push(format!("fetch of id {} failed at {}", f.id, ts(f.at)));

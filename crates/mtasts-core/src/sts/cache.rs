@@ -95,6 +95,18 @@ pub enum NegativeKind {
     Transient,
 }
 
+impl NegativeKind {
+    /// The name used in serialised entries and output (`no-record`, `fetch-failed`,
+    /// `transient`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NegativeKind::NoRecord => "no-record",
+            NegativeKind::FetchFailed => "fetch-failed",
+            NegativeKind::Transient => "transient",
+        }
+    }
+}
+
 /// A remembered "no policy" or "unknown" answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Negative {
