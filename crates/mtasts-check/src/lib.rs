@@ -1,0 +1,1 @@
+//! The domain owner's checker (`mtasts check`, `mtasts init`).

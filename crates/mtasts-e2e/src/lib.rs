@@ -1,0 +1,1 @@
+//! End-to-end suite: a real Postfix delivering through the lab (issue 6). See `tests/`.
