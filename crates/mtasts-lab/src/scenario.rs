@@ -89,9 +89,13 @@ pub struct Expectations {
     pub sender: SenderExpectation,
     /// A short conclusion a checker should reach.
     pub checker: String,
-    /// Finding ids the checker should report (settled by the checker issue).
+    /// Finding ids at warning or error level the checker reports, exactly (`mtasts check`).
     #[serde(default)]
     pub findings: Vec<String>,
+    /// Info-level finding ids the checker must also report (a subset check: timing-based
+    /// notes such as a slow greeting may appear elsewhere under load).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub info: Vec<String>,
 }
 
 /// What an RFC 8461 sender does with a message for the domain, with no cached policy.

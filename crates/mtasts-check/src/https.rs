@@ -1,0 +1,296 @@
+//! The policy fetch as the checker does it (RFC 8461 §3.3): resolve `mta-sts.<domain>`,
+//! connect, TLS with SNI, `GET /.well-known/mta-sts.txt` over HTTP/1.1, no redirects, the body
+//! read up to the limit plus one byte, everything under one deadline. Unlike a sender, the
+//! checker carries on past a bad certificate so it can also report on the policy behind it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use mtasts_core::sts::fetch::policy_host;
+use tokio::net::TcpStream;
+use tokio::time::timeout_at;
+
+use crate::dns::Dns;
+use crate::obs::{AddressLookup, FetchFailure, FetchStage, PolicyFetch};
+use crate::tls::{TlsProber, is_old_tls_only, session};
+
+/// Limits of one fetch.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchSettings {
+    /// The HTTPS port (443; the lab may use another).
+    pub port: u16,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// The whole fetch's deadline.
+    pub timeout: Duration,
+    /// Body limit in bytes (RFC 8461 §3.3 suggests 64 KiB).
+    pub max_body: u64,
+}
+
+fn fail(stage: FetchStage, reason: impl Into<String>, timeout: bool) -> Option<FetchFailure> {
+    Some(FetchFailure {
+        stage,
+        reason: reason.into(),
+        timeout,
+        old_tls_only: false,
+    })
+}
+
+/// Fetches the policy of `domain` (A-label) and records everything seen.
+pub async fn fetch_policy(
+    dns: &Dns,
+    tls: &TlsProber,
+    domain: &str,
+    s: &FetchSettings,
+) -> PolicyFetch {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + s.timeout;
+    let host = policy_host(domain);
+    let url = if s.port == 443 {
+        format!("https://{host}/.well-known/mta-sts.txt")
+    } else {
+        format!("https://{host}:{}/.well-known/mta-sts.txt", s.port)
+    };
+    let (addresses, _) = dns.addresses(&host).await;
+    let mut out = PolicyFetch {
+        url,
+        addresses: addresses.clone(),
+        address: None,
+        tls: None,
+        status: None,
+        location: None,
+        content_type: None,
+        content_length: None,
+        body: Vec::new(),
+        body_bytes: 0,
+        millis: 0,
+        failure: None,
+    };
+    let ips = match addresses {
+        AddressLookup::Found { addresses } => addresses,
+        AddressLookup::NxDomain => {
+            out.failure = fail(
+                FetchStage::Resolve,
+                format!("{host} does not exist (NXDOMAIN)"),
+                false,
+            );
+            return finish(out, started);
+        }
+        AddressLookup::NoAddress => {
+            out.failure = fail(
+                FetchStage::Resolve,
+                format!("{host} has no A or AAAA record"),
+                false,
+            );
+            return finish(out, started);
+        }
+        AddressLookup::Failed { reason } => {
+            out.failure = fail(
+                FetchStage::Resolve,
+                format!("cannot resolve {host}: {reason}"),
+                false,
+            );
+            return finish(out, started);
+        }
+    };
+    // Connect to the first address that accepts, as an HTTP client would.
+    let mut stream = None;
+    let mut last_error = String::new();
+    let mut timed_out = false;
+    for ip in ips {
+        let addr = SocketAddr::new(ip, s.port);
+        let connect_deadline = deadline.min(tokio::time::Instant::now() + s.connect_timeout);
+        match timeout_at(connect_deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(st)) => {
+                out.address = Some(addr);
+                stream = Some(st);
+                break;
+            }
+            Ok(Err(e)) => last_error = format!("{addr}: {e}"),
+            Err(_) => {
+                timed_out = true;
+                last_error = format!("{addr}: connection timed out");
+            }
+        }
+    }
+    let Some(stream) = stream else {
+        out.failure = fail(FetchStage::Connect, last_error, timed_out);
+        return finish(out, started);
+    };
+    let (cfg, slot) = match tls.config(&[b"http/1.1"]) {
+        Ok(c) => c,
+        Err(e) => {
+            out.failure = fail(FetchStage::Handshake, e, false);
+            return finish(out, started);
+        }
+    };
+    let Ok(server_name) = rustls::pki_types::ServerName::try_from(host.clone()) else {
+        out.failure = fail(
+            FetchStage::Handshake,
+            format!("{host} is not a valid server name"),
+            false,
+        );
+        return finish(out, started);
+    };
+    let connector = tokio_rustls::TlsConnector::from(cfg);
+    let tls_stream = match timeout_at(deadline, connector.connect(server_name, stream)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            out.failure = Some(FetchFailure {
+                stage: FetchStage::Handshake,
+                reason: format!("TLS handshake failed: {e}"),
+                timeout: false,
+                old_tls_only: is_old_tls_only(&e),
+            });
+            return finish(out, started);
+        }
+        Err(_) => {
+            out.failure = fail(FetchStage::Handshake, "TLS handshake timed out", true);
+            return finish(out, started);
+        }
+    };
+    out.tls = Some(session(tls_stream.get_ref().1, &slot, &host));
+
+    let (mut sender, conn) = match timeout_at(
+        deadline,
+        hyper::client::conn::http1::handshake(TokioIo::new(tls_stream)),
+    )
+    .await
+    {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            out.failure = fail(FetchStage::Response, format!("HTTP: {e}"), false);
+            return finish(out, started);
+        }
+        Err(_) => {
+            out.failure = fail(FetchStage::Response, "timed out", true);
+            return finish(out, started);
+        }
+    };
+    let conn_task = tokio::spawn(conn);
+    let authority = if s.port == 443 {
+        host.clone()
+    } else {
+        format!("{host}:{}", s.port)
+    };
+    let request = match hyper::Request::get("/.well-known/mta-sts.txt")
+        .header(hyper::header::HOST, authority)
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("mtasts-check/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(hyper::header::CACHE_CONTROL, "no-cache")
+        .header(hyper::header::CONNECTION, "close")
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+    {
+        Ok(r) => r,
+        Err(e) => {
+            out.failure = fail(
+                FetchStage::Response,
+                format!("cannot build the request: {e}"),
+                false,
+            );
+            conn_task.abort();
+            return finish(out, started);
+        }
+    };
+    let response = match timeout_at(deadline, sender.send_request(request)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            out.failure = fail(FetchStage::Response, describe_hyper(&e), false);
+            conn_task.abort();
+            return finish(out, started);
+        }
+        Err(_) => {
+            out.failure = fail(
+                FetchStage::Response,
+                format!("no response within {} s", s.timeout.as_secs()),
+                true,
+            );
+            conn_task.abort();
+            return finish(out, started);
+        }
+    };
+    let header = |name: hyper::header::HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    out.status = Some(response.status().as_u16());
+    out.location = header(hyper::header::LOCATION);
+    out.content_type = header(hyper::header::CONTENT_TYPE);
+    out.content_length = header(hyper::header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
+    let cap = usize::try_from(s.max_body.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut body = response.into_body();
+    loop {
+        match timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    let room = cap.saturating_sub(out.body.len());
+                    out.body.extend_from_slice(&data[..data.len().min(room)]);
+                    if out.body.len() >= cap {
+                        break;
+                    }
+                }
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                let reason = match out.content_length {
+                    Some(n) => format!(
+                        "the connection closed after {} of the {n} bytes declared",
+                        out.body.len()
+                    ),
+                    None => format!(
+                        "the body broke off after {} bytes: {}",
+                        out.body.len(),
+                        describe_hyper(&e)
+                    ),
+                };
+                out.failure = fail(FetchStage::Body, reason, false);
+                break;
+            }
+            Err(_) => {
+                out.failure = fail(
+                    FetchStage::Body,
+                    format!(
+                        "the body was still incomplete after {} s ({} bytes received)",
+                        s.timeout.as_secs(),
+                        out.body.len()
+                    ),
+                    true,
+                );
+                break;
+            }
+        }
+    }
+    conn_task.abort();
+    out.body_bytes = out.body.len() as u64;
+    finish(out, started)
+}
+
+fn finish(mut out: PolicyFetch, started: Instant) -> PolicyFetch {
+    out.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    out
+}
+
+fn describe_hyper(e: &hyper::Error) -> String {
+    let mut s = if e.is_incomplete_message() {
+        "the connection closed before the message was complete".to_owned()
+    } else {
+        e.to_string()
+    };
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        let text = cause.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        src = cause.source();
+    }
+    s
+}

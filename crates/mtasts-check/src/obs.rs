@@ -1,0 +1,364 @@
+//! What the probes saw, as plain data: the input of the pure [`crate::assess`] step and the
+//! `observations` part of the JSON report. Nothing here judges; it only records.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+/// Everything observed about one domain.
+#[derive(Clone, Debug, Serialize)]
+pub struct Observations {
+    /// The domain as given on the command line.
+    pub domain: String,
+    /// Its A-label form, lower case (what was queried).
+    pub ascii: String,
+    /// `_mta-sts.<domain>` TXT (RFC 8461 §3.1).
+    pub sts_txt: TxtLookup,
+    /// `_smtp._tls.<domain>` TXT (RFC 8460 §3).
+    pub tlsrpt_txt: TxtLookup,
+    /// For each `mailto:` rua of the TLS-RPT record: its domain and whether it can receive mail.
+    pub rua_domains: Vec<RuaDomain>,
+    /// The domain's MX RRset.
+    pub mx: MxLookup,
+    /// Whether the answer to the MX query carried the AD (authentic data) flag.
+    pub mx_authentic: bool,
+    /// The policy fetch (RFC 8461 §3.3), when an MTA-STS record was published.
+    pub policy_fetch: Option<PolicyFetch>,
+    /// Each MX host, in preference order.
+    pub mx_hosts: Vec<MxHost>,
+}
+
+/// One TXT lookup.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum TxtLookup {
+    /// Records were returned (possibly unrelated ones).
+    Found {
+        /// Each record's character-strings.
+        #[serde(serialize_with = "ser_strings")]
+        records: Vec<Vec<Vec<u8>>>,
+        /// Milliseconds the lookup took.
+        millis: u64,
+    },
+    /// NXDOMAIN: the name does not exist.
+    NxDomain {
+        /// Milliseconds the lookup took.
+        millis: u64,
+    },
+    /// NOERROR with no TXT record (NODATA).
+    NoData {
+        /// Milliseconds the lookup took.
+        millis: u64,
+    },
+    /// SERVFAIL, REFUSED, a timeout or a network error: nothing is known.
+    Failed {
+        /// Why.
+        reason: String,
+        /// Whether it was a timeout.
+        timeout: bool,
+        /// Milliseconds the lookup took.
+        millis: u64,
+    },
+}
+
+impl TxtLookup {
+    /// Milliseconds the lookup took.
+    pub fn millis(&self) -> u64 {
+        match self {
+            TxtLookup::Found { millis, .. }
+            | TxtLookup::NxDomain { millis }
+            | TxtLookup::NoData { millis }
+            | TxtLookup::Failed { millis, .. } => *millis,
+        }
+    }
+}
+
+fn ser_strings<S: serde::Serializer>(r: &[Vec<Vec<u8>>], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(r.len()))?;
+    for rec in r {
+        let strings: Vec<String> = rec
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        seq.serialize_element(&strings)?;
+    }
+    seq.end()
+}
+
+/// A `mailto:` reporting address's domain and its MX.
+#[derive(Clone, Debug, Serialize)]
+pub struct RuaDomain {
+    /// The URI as published.
+    pub uri: String,
+    /// The domain after `@`.
+    pub domain: String,
+    /// Whether mail can be delivered there (an MX, or an address as implicit MX).
+    pub accepts_mail: Result<(), String>,
+}
+
+/// The MX lookup.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum MxLookup {
+    /// MX records (sorted by preference, then name).
+    Found {
+        /// (preference, host) pairs, host without the trailing dot.
+        records: Vec<(u16, String)>,
+    },
+    /// A null MX (RFC 7505): `0 .`.
+    Null,
+    /// No MX record: the domain's own address is the implicit MX (RFC 5321 §5.1).
+    Implicit,
+    /// The domain does not exist.
+    NxDomain,
+    /// No MX and no address: mail cannot be delivered.
+    NoData,
+    /// The lookup failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One MX host and what was seen on each of its addresses.
+#[derive(Clone, Debug, Serialize)]
+pub struct MxHost {
+    /// The host name, as in the MX record.
+    pub name: String,
+    /// Its preference (0 for an implicit MX).
+    pub preference: u16,
+    /// The name the MX host is an alias of, when its address lookup went through a CNAME.
+    pub cname_target: Option<String>,
+    /// Its addresses.
+    pub addresses: AddressLookup,
+    /// `_25._tcp.<host>` TLSA records (DANE, RFC 7672), as presentation text.
+    pub tlsa: Vec<String>,
+    /// Whether the TLSA answer carried the AD flag.
+    pub tlsa_authentic: bool,
+    /// The SMTP probe of each address.
+    pub smtp: Vec<SmtpProbe>,
+}
+
+/// An A/AAAA lookup.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum AddressLookup {
+    /// The addresses.
+    Found {
+        /// Each address.
+        addresses: Vec<IpAddr>,
+    },
+    /// NXDOMAIN.
+    NxDomain,
+    /// The name exists but has no A or AAAA record.
+    NoAddress,
+    /// The lookup failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The steps of an SMTP probe, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpStage {
+    /// The TCP connection.
+    Connect,
+    /// The 220 greeting.
+    Greeting,
+    /// EHLO.
+    Ehlo,
+    /// The STARTTLS command.
+    Starttls,
+    /// The TLS handshake.
+    Handshake,
+    /// EHLO again, inside TLS.
+    EhloTls,
+    /// `MAIL FROM:<>`.
+    Mail,
+    /// `RCPT TO:<postmaster@domain>`.
+    Rcpt,
+}
+
+/// An SMTP reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SmtpReply {
+    /// The three-digit code.
+    pub code: u16,
+    /// The text, lines joined by a space.
+    pub text: String,
+}
+
+impl std::fmt::Display for SmtpReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
+    }
+}
+
+/// Where and why an SMTP probe stopped early.
+#[derive(Clone, Debug, Serialize)]
+pub struct SmtpFailure {
+    /// The step that failed.
+    pub stage: SmtpStage,
+    /// What happened.
+    pub reason: String,
+    /// The server's reply, when it answered with an error code.
+    pub reply: Option<SmtpReply>,
+    /// Whether the step timed out.
+    pub timeout: bool,
+}
+
+/// One SMTP probe of one address: connect, EHLO, STARTTLS, handshake, EHLO, `MAIL FROM:<>`,
+/// `RCPT TO:<postmaster@domain>`, `RSET`, `QUIT`. No message is ever sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct SmtpProbe {
+    /// The address and port.
+    pub address: SocketAddr,
+    /// Milliseconds from connect to the 220 greeting.
+    pub greeting_millis: Option<u64>,
+    /// The EHLO keywords before TLS (upper case).
+    pub extensions: Vec<String>,
+    /// Whether STARTTLS was advertised (`None` when EHLO was not reached).
+    pub starttls_offered: Option<bool>,
+    /// The TLS session, when the handshake completed.
+    pub tls: Option<TlsSession>,
+    /// The reply to `MAIL FROM:<>`.
+    pub mail: Option<SmtpReply>,
+    /// The reply to `RCPT TO:<postmaster@domain>`.
+    pub rcpt: Option<SmtpReply>,
+    /// Why the probe stopped early, if it did.
+    pub failure: Option<SmtpFailure>,
+}
+
+/// A completed TLS handshake.
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsSession {
+    /// The protocol version, e.g. `TLSv1.3`.
+    pub version: String,
+    /// The cipher suite.
+    pub cipher: String,
+    /// The certificate check against the trust roots and the expected name.
+    pub verdict: CertVerdict,
+    /// The chain as presented, leaf first.
+    pub chain: Vec<CertSummary>,
+}
+
+/// The result of validating a certificate chain for a name (RFC 8461 §3.3 and §4.2: a
+/// certificate valid for the name and chaining to a trusted root, RFC 6125 matching).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum CertVerdict {
+    /// Valid for the name.
+    Valid,
+    /// Expired.
+    Expired {
+        /// When it expired (Unix seconds).
+        not_after: i64,
+    },
+    /// Not valid yet.
+    NotYetValid {
+        /// When it becomes valid (Unix seconds).
+        not_before: i64,
+    },
+    /// Chains to a trusted root but does not carry the name.
+    NameMismatch {
+        /// The name expected.
+        expected: String,
+        /// The names the certificate carries.
+        presented: Vec<String>,
+    },
+    /// A self-signed leaf.
+    SelfSigned,
+    /// The chain ends at a CA that is not trusted.
+    UntrustedCa {
+        /// The untrusted issuer.
+        issuer: String,
+    },
+    /// The server sent no intermediate and the leaf's issuer is not a trusted root.
+    ChainIncomplete {
+        /// The leaf's issuer, which the server should have sent.
+        issuer: String,
+    },
+    /// Another problem (bad signature, unsupported algorithm, revoked...).
+    Invalid {
+        /// What the verifier said.
+        reason: String,
+    },
+}
+
+/// The facts of one certificate.
+#[derive(Clone, Debug, Serialize)]
+pub struct CertSummary {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// DNS names (subjectAltName, or the CN when there is none).
+    pub names: Vec<String>,
+    /// Not valid before (Unix seconds).
+    pub not_before: i64,
+    /// Not valid after (Unix seconds).
+    pub not_after: i64,
+}
+
+/// The policy fetch.
+#[derive(Clone, Debug, Serialize)]
+pub struct PolicyFetch {
+    /// The URL.
+    pub url: String,
+    /// The policy host's addresses.
+    pub addresses: AddressLookup,
+    /// The address connected to.
+    pub address: Option<SocketAddr>,
+    /// The TLS session.
+    pub tls: Option<TlsSession>,
+    /// The HTTP status.
+    pub status: Option<u16>,
+    /// The Location header.
+    pub location: Option<String>,
+    /// The Content-Type header.
+    pub content_type: Option<String>,
+    /// The Content-Length header, when numeric.
+    pub content_length: Option<u64>,
+    /// The body as received, at most the limit plus one byte.
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    /// Bytes received.
+    pub body_bytes: u64,
+    /// Milliseconds taken.
+    pub millis: u64,
+    /// Why the fetch stopped before a complete response, if it did.
+    pub failure: Option<FetchFailure>,
+}
+
+/// The step of the fetch that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FetchStage {
+    /// Resolving the policy host.
+    Resolve,
+    /// The TCP connection.
+    Connect,
+    /// The TLS handshake.
+    Handshake,
+    /// Waiting for the response head.
+    Response,
+    /// Reading the body.
+    Body,
+}
+
+/// Why a fetch did not complete.
+#[derive(Clone, Debug, Serialize)]
+pub struct FetchFailure {
+    /// The step.
+    pub stage: FetchStage,
+    /// What happened.
+    pub reason: String,
+    /// Whether it was a timeout.
+    pub timeout: bool,
+    /// Whether the server answered the handshake with a protocol_version alert (it only
+    /// speaks TLS older than 1.2).
+    pub old_tls_only: bool,
+}
