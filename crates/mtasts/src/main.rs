@@ -2,6 +2,9 @@
 //! RFC 8460 TLS-RPT). This binary only parses arguments and dispatches to the libraries.
 #![forbid(unsafe_code)]
 
+mod check_cmd;
+mod demo_cmd;
+mod init_cmd;
 mod lint_cmd;
 mod output;
 mod report_cmd;
@@ -33,6 +36,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check domains end to end: records, policy fetch, MX STARTTLS and certificates, coverage
+    Check(check_cmd::CheckArgs),
+    /// Write the policy and DNS records that fit what the MX hosts really present
+    Init(init_cmd::InitArgs),
+    /// Run `check` over the lab's zoo of deployments and mistakes, offline, in process
+    Demo(demo_cmd::DemoArgs),
     /// Check a policy file or DNS TXT records before publishing them
     #[command(subcommand)]
     Lint(LintCommand),
@@ -182,9 +191,10 @@ fn main() -> ExitCode {
         }
     };
     let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
     let mut out = stdout.lock();
-    let mut err = stderr.lock();
+    // Not locked: the daemon's log lines are written to stderr from worker threads, and a lock
+    // held here for the whole command would block the first of them forever.
+    let mut err = std::io::stderr();
     let code = match cli.command {
         Command::Lint(LintCommand::Policy(a)) => {
             lint_cmd::lint_policy(&a.file, &a.mx, a.json, &mut out, &mut err)
@@ -196,6 +206,9 @@ fn main() -> ExitCode {
             report_cmd::parse_reports(&a.files, a.json, &mut out, &mut err)
         }
         Command::Daemon(a) => daemon(&a, &mut err),
+        Command::Check(a) => check_cmd::check(a, &mut out, &mut err),
+        Command::Init(a) => init_cmd::init(a, &mut out, &mut err),
+        Command::Demo(a) => demo_cmd::demo(a, &mut out, &mut err),
         Command::Resolve(a) => resolve_cmd::resolve(
             &resolve_cmd::ResolveOptions {
                 domains: a.domains,

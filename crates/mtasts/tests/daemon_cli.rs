@@ -1,0 +1,99 @@
+//! `mtasts daemon` through the real binary, logging at debug level from its worker threads:
+//! a regression test for the CLI holding the stderr lock for the whole command, which froze
+//! the daemon at its first log line from a worker.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mtasts_lab::{Scenario, World, WorldOptions};
+
+fn ask(socket: &Path, payload: &str) -> Option<String> {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    s.write_all(&mtasts_core::socketmap::encode(payload.as_bytes()))
+        .ok()?;
+    let mut d = mtasts_core::socketmap::Decoder::new(1 << 20);
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Ok(Some(f)) = d.next_frame() {
+            return Some(String::from_utf8_lossy(&f).into_owned());
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => d.feed(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn daemon_answers_while_logging_at_debug_level() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/scenarios/minimal.toml");
+    let scenario = Scenario::from_file(&path).expect("minimal scenario");
+    let w = World::start(&scenario, WorldOptions::default()).expect("world");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("s.sock");
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = [{{ unix = \"{}\", mode = \"0600\" }}]\n\
+             [log]\nlevel = \"debug\"\n\
+             [resolver.dns]\nservers = [\"{}\"]\n\
+             [resolver.fetch]\nca_file = \"{}\"\nport = {}\n\
+             [resolver.store]\ntype = \"memory\"\n",
+            socket.display(),
+            w.dns_addr(),
+            w.ca_pem_path().display(),
+            w.https_port()
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mtasts daemon");
+    // Drain stderr so a full pipe can never be what blocks the daemon.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let started = Instant::now();
+    while !socket.exists() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reply = ask(&socket, "postfix good-enforce.test");
+    let again = ask(&socket, "postfix good-enforce.test");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let logs = logs.join().unwrap_or_default();
+    assert!(
+        reply.as_deref().is_some_and(|r| r.starts_with("OK secure")),
+        "first reply {reply:?}; daemon log:\n{logs}"
+    );
+    assert_eq!(reply, again, "daemon log:\n{logs}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the daemon did not exit 0 on SIGTERM ({status:?}); log:\n{logs}"
+    );
+    assert!(logs.contains("DEBUG") || logs.contains("debug"), "{logs}");
+    w.shutdown();
+}
