@@ -71,6 +71,13 @@ async fn every_zoo_domain_gets_the_expected_verdict_and_findings() {
         want_ids.sort();
         let got_ids = rep.problem_ids();
         toml_hint.push_str(&format!("{d}: sender={got_sender} findings={got_ids:?}\n"));
+        for f in &rep.findings {
+            assert!(
+                mtasts_check::catalog::lookup(&f.id).is_some(),
+                "{d}: finding id {} is not in the catalogue (docs/checks.md)",
+                f.id
+            );
+        }
         let missing_info: Vec<&String> = expect
             .info
             .iter()
