@@ -55,7 +55,7 @@ checks! {
     "sts.fetch.timeout", E, "RFC 8461 §3.3", "The policy host did not answer (or finish the body) in time.", "Serve the small policy file directly and quickly; check firewalls and the web server.";
     "sts.fetch.tls-failed", E, "RFC 8461 §3.3", "The TLS handshake with the policy host failed (reset, alert).", "Serve TLS 1.2 or 1.3 with SNI for mta-sts.<domain>.";
     "sts.fetch.tls-version", E, "RFC 8461 §7.2", "The policy host speaks only TLS older than 1.2.", "Enable TLS 1.2 and 1.3 on the policy host.";
-    "sts.fetch.cert-expired", E, "RFC 8461 §3.3", "The policy host's certificate has expired.", "Renew the certificate (automate it: mtasts serve or an ACME client).";
+    "sts.fetch.cert-expired", E, "RFC 8461 §3.3", "The policy host's certificate has expired.", "Renew the certificate (and automate renewal with an ACME client).";
     "sts.fetch.cert-expiring-soon", W, "RFC 8461 §3.3", "The policy host's certificate expires in under 21 days.", "Renew it now; check that automatic renewal works.";
     "sts.fetch.cert-not-yet-valid", E, "RFC 8461 §3.3", "The policy host's certificate is not valid yet.", "Check the server clock and the certificate's dates.";
     "sts.fetch.cert-name-mismatch", E, "RFC 8461 §3.3", "The policy host's certificate does not name mta-sts.<domain>.", "Get a certificate whose subjectAltName includes mta-sts.<domain>.";

@@ -227,7 +227,7 @@ pub fn propose(obs: &Observations, req: &InitRequest) -> Result<Proposal, InitEr
         format!("_mta-sts.{d}. 3600 IN TXT \"v=STSv1; id={id};\""),
         format!("_smtp._tls.{d}. 3600 IN TXT \"v=TLSRPTv1; rua={rua}\""),
         format!(
-            "; and mta-sts.{d}. (A/AAAA or CNAME) must serve the policy over HTTPS with a certificate for mta-sts.{d} (mtasts serve)"
+            "; and mta-sts.{d}. (A/AAAA or CNAME) must serve the policy over HTTPS with a certificate for mta-sts.{d}"
         ),
     ];
     if req.mode == Mode::Enforce && !warnings.is_empty() {
