@@ -200,9 +200,10 @@ pub(crate) fn write_human(
                     let leaf = t.chain.first();
                     let cert = match &t.verdict {
                         CertVerdict::Valid => format!(
-                            "certificate valid until {} ({} days)",
+                            "certificate valid until {} ({} days) for {}",
                             leaf.map_or_else(String::new, |l| fmt_date(l.not_after)),
-                            leaf.map_or(0, |l| (l.not_after - now) / 86_400)
+                            leaf.map_or(0, |l| (l.not_after - now) / 86_400),
+                            leaf.map_or_else(String::new, |l| l.names.join(", "))
                         ),
                         other => format!("certificate {}", verdict_text(other)),
                     };
