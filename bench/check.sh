@@ -25,6 +25,10 @@
 #
 # Full run: 3 rounds after the warm-up (checkdmarc takes minutes per round).
 # --quick: 2 copies of the zoo (166 domains), 1 round, no warm-up.
+# MTCHECK_RTT=N: the world simulates an N ms network round trip (`[lab] rtt_ms`, docs/lab.md:
+# one RTT per DNS answer and SMTP reply, three before an HTTPS response), as clients meet on
+# the internet and never on loopback; the runs over the prompt domains are left out,
+# and the results go to target/bench/check-results-rttN.md.
 # Environment overrides: MTCHECK_COPIES, MTCHECK_TOTAL, MTCHECK_ROUNDS, MTCHECK_NETNS,
 # MTCHECK_PEER_VERSION (a pip version specifier, e.g. ==6.0.4).
 #
@@ -65,7 +69,9 @@ fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BENCH=$ROOT/target/bench
 RUN=$BENCH/check-run
+RTT=${MTCHECK_RTT:-0}
 RESULTS=$BENCH/check-results.md
+[ "$RTT" != 0 ] && RESULTS=$BENCH/check-results-rtt$RTT.md
 REPORT="python3 $ROOT/bench/check/report.py"
 VENV=$ROOT/target/check-venv
 MTASTS=$TARGET/release/mtasts
@@ -159,7 +165,7 @@ OURS_VERSION=$("$MTASTS" --version 2>/dev/null | head -1 || echo "mtasts (versio
 mkdir -p "$RUN"
 rm -rf "$RUN"/*.jsonl "$RUN"/*.json "$RUN"/*.log "$RUN"/*.err "$RUN"/*.out "$STATE"
 log "generating $SCENARIO ($COPIES copies of the zoo$([ "$TOTAL" != 0 ] && echo ", first $TOTAL domains"))"
-gen_args=(--copies "$COPIES")
+gen_args=(--copies "$COPIES" --rtt-ms "$RTT")
 [ "$TOTAL" != 0 ] && gen_args+=(--total "$TOTAL")
 python3 "$ROOT/bench/check/gen-zoo.py" "$ROOT/lab/scenarios/zoo.toml" "$SCENARIO" "$DOMAINS" \
   "$EXPECT" "${gen_args[@]}" --prompt-out "$PROMPT"
@@ -239,6 +245,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   run_peer "peer-r$r" "$DOMAINS"
   log "round $r/$ROUNDS: ours with checkdmarc's timeouts (DNS 2 s, fetch 2 s, SMTP 5 s)"
   run_ours "ours-short-r$r" "$DOMAINS" --dns-timeout 2 --fetch-timeout 2 --smtp-timeout 5
+  [ "$RTT" != 0 ] && continue
   log "round $r/$ROUNDS: both over the $N_PROMPT domains that make nobody wait"
   run_ours "ours-prompt-r$r" "$PROMPT"
   run_peer "peer-prompt-r$r" "$PROMPT"
@@ -265,6 +272,7 @@ meta = {
     "smtp_hosts": $SMTP_HOSTS,
     "world_start_s": $WORLD_START,
     "rounds": $ROUNDS,
+    "rtt_ms": $RTT,
     "warmup": bool($WARMUP),
     "warmup_n": $WARMUP_N,
     "quick": bool($QUICK),

@@ -181,6 +181,8 @@ def main():
     ap.add_argument("expect_out")
     ap.add_argument("--copies", type=int, required=True)
     ap.add_argument("--total", type=int, default=0)
+    ap.add_argument("--rtt-ms", type=int, default=0,
+                    help="simulated network round trip of the world ([lab] rtt_ms)")
     ap.add_argument("--prompt-out", help="also write the domains that make no client wait "
                     "(no DNS delay or timeout, slow or hanging policy host, slow greeting)")
     a = ap.parse_args()
@@ -308,8 +310,10 @@ def main():
         f"description = {tstr(f'{len(out_domains)} domains: the zoo repeated for bench/check.sh')}",
     ]
     for k, v in zoo.get("lab", {}).items():
-        if k not in ("name", "description"):
+        if k not in ("name", "description", "rtt_ms"):
             out.append(f"{k} = {tval(v)}")
+    if a.rtt_ms:
+        out.append(f"rtt_ms = {a.rtt_ms}")
     for d, spec in out_domains.items():
         emit_domain(out, d, spec)
     with open(a.out, "w", encoding="utf-8") as f:

@@ -281,6 +281,8 @@ def cmd_render(a):
     p("")
     p(f"World: {n:,} domains ({meta['copies']} copies of the zoo), {meta['smtp_hosts']} SMTP "
       f"hosts, started in {meta['world_start_s']} s in network namespace `{meta['netns']}`. "
+      + (f"Simulated network round trip: {meta['rtt_ms']} ms (`[lab] rtt_ms`). "
+         if meta.get("rtt_ms") else "No simulated latency (loopback). ")
       + (f"Warm-up: both tools over the first {meta['warmup_n']} domains. "
          if meta["warmup"] else "No warm-up. ")
       + f"{meta['rounds']} round(s); in each, in this order: ours and checkdmarc over all "

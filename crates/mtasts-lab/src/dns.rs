@@ -243,6 +243,7 @@ impl RequestHandler for LabDns {
         let protocol = info.protocol.to_string().to_ascii_lowercase();
 
         let (plan, delay) = plan(&read(&self.shared.zone), &qname, qtype);
+        let delay = delay + self.shared.rtt;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }

@@ -149,7 +149,7 @@ async fn handle(
             }
         }
         fetch.tls_version = Some(tls.ssl().version_str().to_owned());
-        serve_http(tls, Some(policy), fetch).await;
+        serve_http(tls, Some(policy), fetch, shared.rtt).await;
         return;
     }
     let config = match versions {
@@ -171,7 +171,7 @@ async fn handle(
             }
         };
     fetch.tls_version = tls.get_ref().1.protocol_version().map(version_name);
-    serve_http(tls, policy, fetch).await;
+    serve_http(tls, policy, fetch, shared.rtt).await;
 }
 
 fn legacy_ssl(
@@ -210,6 +210,7 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
     policy: Option<PolicyHost>,
     fetch: &mut PolicyFetch,
+    rtt: Duration,
 ) {
     let head = match tokio::time::timeout(
         limits::HTTP_REQUEST_TIMEOUT,
@@ -251,8 +252,10 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     }
     let spec = &policy.spec;
-    if spec.delay_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(spec.delay_ms)).await;
+    // The simulated network: TCP, TLS and the request itself each cost a round trip.
+    let delay = Duration::from_millis(spec.delay_ms) + rtt * 3;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let status = spec.effective_status();
     fetch.status = Some(status);

@@ -46,6 +46,13 @@ pub struct LabSection {
     /// TTL of every record, in seconds, unless a `dns` entry sets its own. Default 300.
     #[serde(default)]
     pub ttl: Option<u32>,
+    /// Simulated network round-trip time in milliseconds (default 0): every DNS answer waits
+    /// one RTT, every SMTP reply (greeting included) one RTT, the STARTTLS handshake one
+    /// more, and an HTTPS policy response three (TCP, TLS, request). Loopback has none of
+    /// the latency a client meets on the internet; benchmarks set this to compare clients
+    /// under it. At most 10,000.
+    #[serde(default)]
+    pub rtt_ms: Option<u64>,
 }
 
 /// One mail domain: `[domains."name.test"]`.
@@ -843,6 +850,11 @@ impl Scenario {
     /// The record TTL in effect when a name sets none.
     pub fn default_ttl(&self) -> u32 {
         self.lab.ttl.unwrap_or(300)
+    }
+
+    /// The simulated round-trip time (`[lab] rtt_ms`, capped at 10 s).
+    pub fn rtt(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.lab.rtt_ms.unwrap_or(0).min(10_000))
     }
 
     /// Normalise names and check every rule the type system cannot express.

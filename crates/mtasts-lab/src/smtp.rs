@@ -111,9 +111,9 @@ async fn session(stream: TcpStream, peer: SocketAddr, local: Ipv4Addr, shared: A
 }
 
 async fn run_session(mut stream: TcpStream, ctx: &mut Ctx) {
-    let delay = ctx.backend.settings.greeting_delay_ms;
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+    let delay = Duration::from_millis(ctx.backend.settings.greeting_delay_ms) + ctx.shared.rtt;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     if let Some(f) = ctx.fault(SmtpStage::Connect) {
         let _ = stream.write_all(fault_line(f).as_bytes()).await;
@@ -128,6 +128,9 @@ async fn run_session(mut stream: TcpStream, ctx: &mut Ctx) {
         End::Done => return,
         End::StartTls(tcp) => tcp,
     };
+    if !ctx.shared.rtt.is_zero() {
+        tokio::time::sleep(ctx.shared.rtt).await;
+    }
     let acceptor = tokio_rustls::TlsAcceptor::from(ctx.backend.tls.clone());
     let tls = match tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
     {
@@ -224,6 +227,9 @@ async fn command_loop<S: AsyncRead + AsyncWrite + Unpin>(
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
         ctx.commands += 1;
+        if !ctx.shared.rtt.is_zero() {
+            tokio::time::sleep(ctx.shared.rtt).await;
+        }
         {
             let mut log = lock(&ctx.log);
             let mut logged: String = text.chars().take(512).collect();

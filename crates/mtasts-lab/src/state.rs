@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     pub(crate) https_tls12: Arc<ServerConfig>,
     pub(crate) https_tls13: Arc<ServerConfig>,
     pub(crate) resolver: Arc<SniResolver>,
+    /// Simulated round-trip time (`[lab] rtt_ms`).
+    pub(crate) rtt: Duration,
 }
 
 // Poisoned locks only happen after a panic in another server task; the data is still usable
@@ -238,6 +240,7 @@ impl Shared {
                 ..Zone::default()
             }),
             policies: RwLock::new(HashMap::new()),
+            rtt: scenario.rtt(),
             hosts: RwLock::new(BTreeMap::new()),
             backends: RwLock::new(HashMap::new()),
             logs: Mutex::new(Logs::default()),

@@ -224,3 +224,48 @@ fn hickory_resolver_reads_the_lab() {
         assert_eq!(mx.answers().len(), 2);
     });
 }
+
+#[test]
+fn simulated_rtt_delays_answers_and_smtp_replies() {
+    // A lower bound only: the world must wait at least the configured round trips.
+    let w = start_inline(
+        r#"
+[lab]
+rtt_ms = 300
+
+[domains."rtt.test"]
+comment = "a domain behind a slow network"
+sts_txt = ["v=STSv1; id=1;"]
+mx = ["10 mx1.rtt.test"]
+"#,
+    );
+    let start = Instant::now();
+    assert_eq!(
+        dig_short(&w, &["TXT", "_mta-sts.rtt.test"]),
+        vec!["\"v=STSv1; id=1;\""]
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "the DNS answer came before one RTT"
+    );
+    let addr = w.smtp_addr("mx1.rtt.test").expect("mx1 address");
+    let start = Instant::now();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 512];
+    let n = std::io::Read::read(&mut s, &mut buf).expect("greeting");
+    assert!(buf[..n].starts_with(b"220 "));
+    std::io::Write::write_all(&mut s, b"NOOP\r\n").expect("write");
+    let n = std::io::Read::read(&mut s, &mut buf).expect("reply");
+    assert!(
+        buf[..n].starts_with(b"250"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(600),
+        "greeting and reply came before two RTTs"
+    );
+    w.shutdown();
+}
