@@ -286,8 +286,10 @@ def cmd_render(a):
       + (f"Warm-up: both tools over the first {meta['warmup_n']} domains. "
          if meta["warmup"] else "No warm-up. ")
       + f"{meta['rounds']} round(s); in each, in this order: ours and checkdmarc over all "
-      f"{n:,} domains, ours with checkdmarc's timeouts, then ours and checkdmarc over the "
-      f"{meta['prompt_domains']:,} domains that make no client wait.")
+      f"{n:,} domains, ours with checkdmarc's timeouts"
+      + (" (no runs over the prompt domains under a simulated RTT)." if meta.get("rtt_ms") else
+         f", then ours and checkdmarc over the {meta['prompt_domains']:,} domains that make no "
+         "client wait."))
     p("")
     p("| run | domains | wall time | per domain | CPU (user+sys) | peak RSS | lab CPU | exit | complete reports |")
     p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
