@@ -22,6 +22,9 @@ pub struct DnsSetupError(String);
 #[derive(Clone, Debug)]
 pub struct Dns {
     resolver: TokioResolver,
+    /// The first upstream server, for the AD-flag queries hickory cannot make.
+    upstream: Option<SocketAddr>,
+    timeout: Duration,
 }
 
 enum Failure {
@@ -53,6 +56,15 @@ fn millis(since: Instant) -> u64 {
 impl Dns {
     /// A client for `server` (the lab, or a resolver of choice), or the system's resolvers.
     pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Result<Dns, DnsSetupError> {
+        let upstream = server.or_else(|| {
+            hickory_resolver::system_conf::read_system_conf()
+                .ok()
+                .and_then(|(c, _)| {
+                    c.name_servers()
+                        .first()
+                        .map(|ns| SocketAddr::new(ns.ip, 53))
+                })
+        });
         let mut builder = match server {
             None => Resolver::builder_tokio().map_err(|e| {
                 DnsSetupError(format!(
@@ -78,7 +90,62 @@ impl Dns {
         let resolver = builder
             .build()
             .map_err(|e| DnsSetupError(format!("cannot build the resolver: {e}")))?;
-        Ok(Dns { resolver })
+        Ok(Dns {
+            resolver,
+            upstream,
+            timeout,
+        })
+    }
+
+    /// Whether the upstream resolver vouches for `name`/`rtype` with the AD flag.
+    ///
+    /// A validating resolver sets AD only when the query asks for it (RFC 6840 §5.7), and
+    /// hickory's resolver does not ask without its DNSSEC feature, so this one query is made
+    /// by hand over UDP with AD set. Any failure means "not shown to be authentic".
+    pub async fn authenticated(&self, name: &str, rtype: RecordType) -> bool {
+        use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query};
+        use hickory_resolver::proto::rr::Name;
+        let Some(server) = self.upstream else {
+            return false;
+        };
+        let Ok(qname) = Name::from_ascii(format!("{name}.")) else {
+            return false;
+        };
+        let id = fastrand::u16(..);
+        let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+        msg.metadata.recursion_desired = true;
+        msg.metadata.authentic_data = true;
+        msg.add_query(Query::query(qname, rtype));
+        let Ok(bytes) = msg.to_vec() else {
+            return false;
+        };
+        let bind: SocketAddr = if server.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let exchange = async {
+            let sock = tokio::net::UdpSocket::bind(bind).await.ok()?;
+            sock.connect(server).await.ok()?;
+            sock.send(&bytes).await.ok()?;
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let n = sock.recv(&mut buf).await.ok()?;
+                if let Ok(resp) = Message::from_vec(&buf[..n])
+                    && resp.metadata.id == id
+                {
+                    return Some(
+                        resp.metadata.authentic_data
+                            && resp.metadata.response_code == ResponseCode::NoError,
+                    );
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
     }
 
     /// The TXT RRset at `name`.

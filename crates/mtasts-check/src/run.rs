@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all as futures_join_all;
+use hickory_resolver::proto::rr::RecordType;
 use mtasts_core::domain::to_a_label;
 use mtasts_core::sts::fetch::FetchLimits;
 use mtasts_core::sts::record::is_sts_record;
@@ -163,11 +164,13 @@ impl Checker {
         })?;
         let sts_name = format!("_mta-sts.{ascii}");
         let rpt_name = format!("_smtp._tls.{ascii}");
-        let (sts_txt, tlsrpt_txt, (mx, mx_authentic)) = tokio::join!(
+        let (sts_txt, tlsrpt_txt, (mx, mx_ad), mx_ad_asked) = tokio::join!(
             self.dns.txt(&sts_name),
             self.dns.txt(&rpt_name),
             self.dns.mx(&ascii),
+            self.dns.authenticated(&ascii, RecordType::MX),
         );
+        let mx_authentic = mx_ad || mx_ad_asked;
         let published = matches!(&sts_txt, TxtLookup::Found { records, .. }
             if records.iter().any(|r| is_sts_record(&r.concat())));
         let fetch = async {
@@ -213,8 +216,14 @@ impl Checker {
     }
 
     async fn probe_host(&self, preference: u16, name: &str, domain: &str) -> MxHost {
-        let ((addresses, cname_target), (tlsa, tlsa_authentic)) =
+        let ((addresses, cname_target), (tlsa, tlsa_ad)) =
             tokio::join!(self.dns.addresses(name), self.dns.tlsa(name));
+        let tlsa_authentic = tlsa_ad
+            || (!tlsa.is_empty()
+                && self
+                    .dns
+                    .authenticated(&format!("_25._tcp.{name}"), RecordType::TLSA)
+                    .await);
         let ips: Vec<IpAddr> = match &addresses {
             AddressLookup::Found { addresses } => addresses
                 .iter()
