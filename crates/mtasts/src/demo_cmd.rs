@@ -112,7 +112,7 @@ pub(crate) fn demo(a: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             let _ = writeln!(
                 out,
                 "{}  {}\n  {}\n  verdict  {}",
-                style_bold(style, &r.domain),
+                style.bold(&r.domain),
                 r.verdict.outcome.as_str(),
                 comment,
                 r.verdict.summary
@@ -145,8 +145,4 @@ pub(crate) fn demo(a: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
     } else {
         crate::EXIT_OK
     }
-}
-
-fn style_bold(style: Style, s: &str) -> String {
-    style.bold_pub(s)
 }
