@@ -29,13 +29,22 @@ pub struct FetchSettings {
     pub max_body: u64,
 }
 
-fn fail(stage: FetchStage, reason: impl Into<String>, timeout: bool) -> Option<FetchFailure> {
-    Some(FetchFailure {
+fn fail(stage: FetchStage, reason: impl Into<String>, timeout: bool) -> FetchFailure {
+    FetchFailure {
         stage,
         reason: reason.into(),
         timeout,
         old_tls_only: false,
-    })
+    }
+}
+
+/// Aborts the HTTP connection task when the fetch ends, however it ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Fetches the policy of `domain` (A-label) and records everything seen.
@@ -46,7 +55,6 @@ pub async fn fetch_policy(
     s: &FetchSettings,
 ) -> PolicyFetch {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + s.timeout;
     let host = policy_host(domain);
     let url = if s.port == 443 {
         format!("https://{host}/.well-known/mta-sts.txt")
@@ -56,7 +64,7 @@ pub async fn fetch_policy(
     let (addresses, _) = dns.addresses(&host).await;
     let mut out = PolicyFetch {
         url,
-        addresses: addresses.clone(),
+        addresses,
         address: None,
         tls: None,
         status: None,
@@ -68,31 +76,42 @@ pub async fn fetch_policy(
         millis: 0,
         failure: None,
     };
-    let ips = match addresses {
-        AddressLookup::Found { addresses } => addresses,
+    out.failure = fetch_into(&mut out, tls, &host, s).await.err();
+    out.body_bytes = out.body.len() as u64;
+    out.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    out
+}
+
+/// The fetch's steps; each records what it saw in `out` and stops at the first failure.
+async fn fetch_into(
+    out: &mut PolicyFetch,
+    tls: &TlsProber,
+    host: &str,
+    s: &FetchSettings,
+) -> Result<(), FetchFailure> {
+    let deadline = tokio::time::Instant::now() + s.timeout;
+    let ips = match &out.addresses {
+        AddressLookup::Found { addresses } => addresses.clone(),
         AddressLookup::NxDomain => {
-            out.failure = fail(
+            return Err(fail(
                 FetchStage::Resolve,
                 format!("{host} does not exist (NXDOMAIN)"),
                 false,
-            );
-            return finish(out, started);
+            ));
         }
         AddressLookup::NoAddress => {
-            out.failure = fail(
+            return Err(fail(
                 FetchStage::Resolve,
                 format!("{host} has no A or AAAA record"),
                 false,
-            );
-            return finish(out, started);
+            ));
         }
         AddressLookup::Failed { reason } => {
-            out.failure = fail(
+            return Err(fail(
                 FetchStage::Resolve,
                 format!("cannot resolve {host}: {reason}"),
                 false,
-            );
-            return finish(out, started);
+            ));
         }
     };
     // Connect to the first address that accepts, as an HTTP client would.
@@ -115,43 +134,31 @@ pub async fn fetch_policy(
             }
         }
     }
-    let Some(stream) = stream else {
-        out.failure = fail(FetchStage::Connect, last_error, timed_out);
-        return finish(out, started);
-    };
-    let (cfg, slot) = match tls.config(&[b"http/1.1"]) {
-        Ok(c) => c,
-        Err(e) => {
-            out.failure = fail(FetchStage::Handshake, e, false);
-            return finish(out, started);
-        }
-    };
-    let Ok(server_name) = rustls::pki_types::ServerName::try_from(host.clone()) else {
-        out.failure = fail(
+    let stream = stream.ok_or_else(|| fail(FetchStage::Connect, last_error, timed_out))?;
+    let (cfg, slot) = tls
+        .config(&[b"http/1.1"])
+        .map_err(|e| fail(FetchStage::Handshake, e, false))?;
+    let server_name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|_| {
+        fail(
             FetchStage::Handshake,
             format!("{host} is not a valid server name"),
             false,
-        );
-        return finish(out, started);
-    };
+        )
+    })?;
     let connector = tokio_rustls::TlsConnector::from(cfg);
     let tls_stream = match timeout_at(deadline, connector.connect(server_name, stream)).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
-            out.failure = Some(FetchFailure {
+            return Err(FetchFailure {
                 stage: FetchStage::Handshake,
                 reason: format!("TLS handshake failed: {e}"),
                 timeout: false,
                 old_tls_only: is_old_tls_only(&e),
             });
-            return finish(out, started);
         }
-        Err(_) => {
-            out.failure = fail(FetchStage::Handshake, "TLS handshake timed out", true);
-            return finish(out, started);
-        }
+        Err(_) => return Err(fail(FetchStage::Handshake, "TLS handshake timed out", true)),
     };
-    out.tls = Some(session(tls_stream.get_ref().1, &slot, &host));
+    out.tls = Some(session(tls_stream.get_ref().1, &slot, host));
 
     let (mut sender, conn) = match timeout_at(
         deadline,
@@ -160,22 +167,16 @@ pub async fn fetch_policy(
     .await
     {
         Ok(Ok(x)) => x,
-        Ok(Err(e)) => {
-            out.failure = fail(FetchStage::Response, format!("HTTP: {e}"), false);
-            return finish(out, started);
-        }
-        Err(_) => {
-            out.failure = fail(FetchStage::Response, "timed out", true);
-            return finish(out, started);
-        }
+        Ok(Err(e)) => return Err(fail(FetchStage::Response, format!("HTTP: {e}"), false)),
+        Err(_) => return Err(fail(FetchStage::Response, "timed out", true)),
     };
-    let conn_task = tokio::spawn(conn);
+    let _conn_task = AbortOnDrop(tokio::spawn(conn));
     let authority = if s.port == 443 {
-        host.clone()
+        host.to_owned()
     } else {
         format!("{host}:{}", s.port)
     };
-    let request = match hyper::Request::get("/.well-known/mta-sts.txt")
+    let request = hyper::Request::get("/.well-known/mta-sts.txt")
         .header(hyper::header::HOST, authority)
         .header(
             hyper::header::USER_AGENT,
@@ -184,33 +185,22 @@ pub async fn fetch_policy(
         .header(hyper::header::CACHE_CONTROL, "no-cache")
         .header(hyper::header::CONNECTION, "close")
         .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-    {
-        Ok(r) => r,
-        Err(e) => {
-            out.failure = fail(
+        .map_err(|e| {
+            fail(
                 FetchStage::Response,
                 format!("cannot build the request: {e}"),
                 false,
-            );
-            conn_task.abort();
-            return finish(out, started);
-        }
-    };
+            )
+        })?;
     let response = match timeout_at(deadline, sender.send_request(request)).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            out.failure = fail(FetchStage::Response, describe_hyper(&e), false);
-            conn_task.abort();
-            return finish(out, started);
-        }
+        Ok(Err(e)) => return Err(fail(FetchStage::Response, describe_hyper(&e), false)),
         Err(_) => {
-            out.failure = fail(
+            return Err(fail(
                 FetchStage::Response,
                 format!("no response within {} s", s.timeout.as_secs()),
                 true,
-            );
-            conn_task.abort();
-            return finish(out, started);
+            ));
         }
     };
     let header = |name: hyper::header::HeaderName| {
@@ -233,11 +223,11 @@ pub async fn fetch_policy(
                     let room = cap.saturating_sub(out.body.len());
                     out.body.extend_from_slice(&data[..data.len().min(room)]);
                     if out.body.len() >= cap {
-                        break;
+                        return Ok(());
                     }
                 }
             }
-            Ok(None) => break,
+            Ok(None) => return Ok(()),
             Ok(Some(Err(e))) => {
                 let reason = match out.content_length {
                     Some(n) => format!(
@@ -250,11 +240,10 @@ pub async fn fetch_policy(
                         describe_hyper(&e)
                     ),
                 };
-                out.failure = fail(FetchStage::Body, reason, false);
-                break;
+                return Err(fail(FetchStage::Body, reason, false));
             }
             Err(_) => {
-                out.failure = fail(
+                return Err(fail(
                     FetchStage::Body,
                     format!(
                         "the body was still incomplete after {} s ({} bytes received)",
@@ -262,19 +251,10 @@ pub async fn fetch_policy(
                         out.body.len()
                     ),
                     true,
-                );
-                break;
+                ));
             }
         }
     }
-    conn_task.abort();
-    out.body_bytes = out.body.len() as u64;
-    finish(out, started)
-}
-
-fn finish(mut out: PolicyFetch, started: Instant) -> PolicyFetch {
-    out.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    out
 }
 
 fn describe_hyper(e: &hyper::Error) -> String {
