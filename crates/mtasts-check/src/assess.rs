@@ -2,24 +2,31 @@
 //! finding, the policy a sender would apply, and the verdict — what a sender that honours
 //! MTA-STS does with mail for the domain today — plus the next step of the rollout.
 //!
-//! No clock, socket or file is touched here; `now` is a parameter.
+//! No clock, socket or file is touched here; `now` is a parameter. The RFC decisions are the
+//! core's: the RRset rule ([`select_sts_record_linted`]), the fetch rules
+//! ([`mtasts_core::sts::fetch`]), the policy ([`lint_policy`]), coverage ([`coverage`]) and
+//! how a sender applies the policy to each MX attempt ([`apply`]).
 
-use mtasts_core::Diagnostic;
-use mtasts_core::Severity;
+use mtasts_core::sts::apply::{Delivery, StarttlsOutcome, apply};
 use mtasts_core::sts::fetch::{
-    FetchLimits, check_declared_length, check_media_type, check_received, check_status,
+    FetchLimits, TransportProblem, check_declared_length, check_media_type, check_received,
+    check_status,
 };
 use mtasts_core::sts::policy::{CoverageFinding, Mode, Policy, coverage, lint_policy};
-use mtasts_core::sts::record::{SelectError, StsRecord, is_sts_record, select_sts_record};
+use mtasts_core::sts::record::{SelectError, StsRecord, is_sts_record, select_sts_record_linted};
+use mtasts_core::tls::HandshakeFailure;
 use mtasts_core::tlsrpt::record::{
-    SelectError as RptSelectError, TlsRptRecord, is_tlsrpt_record, select_tlsrpt_record,
+    SelectError as RptSelectError, TlsRptRecord, select_tlsrpt_record_linted,
 };
+use mtasts_core::{Diagnostic, Finding, Severity};
 use serde::Serialize;
 
-use crate::catalog;
+use crate::findings::{
+    Absence, CertFinding, CertSide, FetchFinding, MxFinding, RecordFinding, SmtpFinding, Stakes,
+};
 use crate::obs::{
-    AddressLookup, CertVerdict, FetchStage, MxLookup, Observations, PolicyFetch, SmtpProbe,
-    SmtpStage, TlsSession, TxtLookup,
+    AddressLookup, FetchStage, MxLookup, Observations, PolicyFetch, SmtpProbe, SmtpStage,
+    TlsSession, TxtLookup,
 };
 
 /// The knobs of the judgement.
@@ -79,6 +86,15 @@ impl SenderOutcome {
             SenderOutcome::Bounce => "bounce",
         }
     }
+
+    /// Every outcome, in the order of the summary table.
+    pub const ALL: [SenderOutcome; 5] = [
+        SenderOutcome::DeliverSecurely,
+        SenderOutcome::DeliverAndReport,
+        SenderOutcome::Defer,
+        SenderOutcome::NoPolicy,
+        SenderOutcome::Bounce,
+    ];
 }
 
 /// The one-line conclusion for a domain.
@@ -90,23 +106,6 @@ pub struct Verdict {
     pub summary: String,
     /// The next step of the rollout.
     pub next_step: String,
-}
-
-/// One finding of the checker.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CheckFinding {
-    /// The stable id (see [`catalog::CATALOG`]).
-    pub id: String,
-    /// How bad it is here.
-    pub severity: Severity,
-    /// What it is about: a record, the policy URL, an MX address...
-    pub subject: String,
-    /// What is wrong, in one line, with the names, codes and dates involved.
-    pub message: String,
-    /// How to fix it.
-    pub fix: String,
-    /// The rule.
-    pub rule: String,
 }
 
 /// The policy as a sender would apply it.
@@ -136,19 +135,19 @@ pub struct DomainReport {
     /// The worst severity among the findings.
     pub worst: Option<Severity>,
     /// Every finding, in the order checked.
-    pub findings: Vec<CheckFinding>,
+    pub findings: Vec<Finding>,
     /// What the probes saw.
     pub observations: Observations,
 }
 
 impl DomainReport {
-    /// The ids of the findings at warning level or worse, sorted and deduplicated.
+    /// The codes of the findings at warning level or worse, sorted and deduplicated.
     pub fn problem_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .findings
             .iter()
             .filter(|f| f.severity >= Severity::Warning)
-            .map(|f| f.id.clone())
+            .map(|f| f.code.to_owned())
             .collect();
         ids.sort();
         ids.dedup();
@@ -156,53 +155,16 @@ impl DomainReport {
     }
 }
 
-struct Findings(Vec<CheckFinding>);
+struct Findings(Vec<Finding>);
 
 impl Findings {
-    fn push(&mut self, id: &str, severity: Severity, subject: &str, message: String) {
-        let (fix, rule) = catalog::lookup(id)
-            .map(|c| (c.fix.to_owned(), c.rule.to_owned()))
-            .unwrap_or_default();
-        self.0.push(CheckFinding {
-            id: id.to_owned(),
-            severity,
-            subject: subject.to_owned(),
-            message,
-            fix,
-            rule,
-        });
+    /// Adds `d` about `subject`; a located core finding (a line, a field) keeps its location.
+    fn add(&mut self, d: &(impl Diagnostic + ?Sized), subject: &str) {
+        self.0.push(Finding::from_diagnostic(d).about(subject));
     }
 
-    /// Pushes the catalogue's default severity.
-    fn add(&mut self, id: &str, subject: &str, message: String) {
-        let sev = catalog::lookup(id).map_or(Severity::Error, |c| c.severity);
-        self.push(id, sev, subject, message);
-    }
-
-    fn diag(&mut self, d: &(impl Diagnostic + ?Sized), subject: &str) {
-        let loc = d.location().to_string();
-        let subject = if loc == "whole input" {
-            subject.to_owned()
-        } else {
-            format!("{subject}, {loc}")
-        };
-        let hint = d.hint();
-        self.0.push(CheckFinding {
-            id: d.code().to_owned(),
-            severity: d.severity(),
-            subject,
-            message: d.to_string(),
-            fix: if hint.is_empty() {
-                catalog::lookup(d.code()).map_or(String::new(), |c| c.fix.to_owned())
-            } else {
-                hint
-            },
-            rule: d.rfc().to_string(),
-        });
-    }
-
-    fn has(&self, id: &str) -> bool {
-        self.0.iter().any(|f| f.id == id)
+    fn has(&self, code: &str) -> bool {
+        self.0.iter().any(|f| f.code == code)
     }
 }
 
@@ -216,21 +178,11 @@ enum PolicyState {
     Policy(Policy),
 }
 
-fn joined(record: &[Vec<u8>]) -> Vec<u8> {
-    record.concat()
-}
-
-fn fmt_time(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0).map_or_else(
-        || t.to_string(),
-        |d| d.format("%Y-%m-%d %H:%M UTC").to_string(),
-    )
-}
-
 /// Judges one domain's observations.
 pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
     let mut f = Findings(Vec::new());
     let d = obs.ascii.clone();
+    let null_mx = matches!(obs.mx, MxLookup::Null);
     let sts_name = format!("_mta-sts.{d} TXT");
     let rpt_name = format!("_smtp._tls.{d} TXT");
 
@@ -238,109 +190,97 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
     let mut record: Option<StsRecord> = None;
     let mut record_published = false;
     let mut no_policy_why = String::new();
+    let sts_none = |how| RecordFinding::StsNone {
+        domain: d.clone(),
+        how,
+        null_mx,
+    };
     match &obs.sts_txt {
         TxtLookup::Found { records, .. } => {
-            record_published = records.iter().any(|r| is_sts_record(&joined(r)));
-            match select_sts_record(records) {
-                Ok(rec) => {
-                    if let Some(text) = records.iter().map(|r| joined(r)).find(|t| is_sts_record(t))
-                        && let Ok((_, warnings)) = StsRecord::parse_with_warnings(&text)
-                    {
-                        for w in &warnings {
-                            f.diag(w, &sts_name);
-                        }
+            record_published = records.iter().any(|r| is_sts_record(&r.concat()));
+            match select_sts_record_linted(records) {
+                Ok((_, rec, warnings)) => {
+                    for w in &warnings {
+                        f.add(w, &sts_name);
                     }
                     record = Some(rec);
                 }
                 Err(SelectError::NoRecord) => {
                     no_policy_why = "no TXT record at _mta-sts begins with v=STSv1".into();
-                    f.push(
-                        "sts.record.none",
-                        Severity::Warning,
-                        &sts_name,
-                        "no record begins with v=STSv1 (other TXT records are ignored)".into(),
-                    );
+                    f.add(&sts_none(Absence::NotOfThisKind), &sts_name);
                 }
                 Err(e) => {
                     no_policy_why = format!("the MTA-STS record is invalid: {e}");
-                    f.diag(&e, &sts_name);
+                    f.add(&e, &sts_name);
                 }
             }
         }
-        TxtLookup::NxDomain { .. } | TxtLookup::NoData { .. } => {
+        TxtLookup::NxDomain { .. } => {
             no_policy_why = "no _mta-sts TXT record".into();
-            let how = if matches!(obs.sts_txt, TxtLookup::NxDomain { .. }) {
-                "NXDOMAIN"
-            } else {
-                "NODATA"
-            };
-            f.push(
-                "sts.record.none",
-                Severity::Warning,
-                &sts_name,
-                format!("no MTA-STS record ({how})"),
-            );
+            f.add(&sts_none(Absence::NxDomain), &sts_name);
+        }
+        TxtLookup::NoData { .. } => {
+            no_policy_why = "no _mta-sts TXT record".into();
+            f.add(&sts_none(Absence::NoData), &sts_name);
         }
         TxtLookup::Failed { reason, .. } => {
             no_policy_why = "the _mta-sts lookup failed".into();
             f.add(
-                "sts.record.lookup-failed",
+                &RecordFinding::StsLookupFailed {
+                    domain: d.clone(),
+                    reason: reason.clone(),
+                },
                 &sts_name,
-                format!("the lookup failed: {reason}"),
             );
         }
     }
     if obs.sts_txt.millis() > s.slow_dns_millis {
         f.add(
-            "dns.slow",
+            &RecordFinding::DnsSlow {
+                name: sts_name.clone(),
+                millis: obs.sts_txt.millis(),
+            },
             &sts_name,
-            format!("the answer took {} ms", obs.sts_txt.millis()),
         );
     }
 
     // ---- _smtp._tls (RFC 8460 §3)
     let mut tlsrpt: Option<TlsRptRecord> = None;
+    let rpt_none = |how| RecordFinding::TlsRptNone {
+        domain: d.clone(),
+        how,
+        null_mx,
+    };
     match &obs.tlsrpt_txt {
-        TxtLookup::Found { records, .. } => match select_tlsrpt_record(records) {
-            Ok(rec) => {
-                if let Some(text) = records
-                    .iter()
-                    .map(|r| joined(r))
-                    .find(|t| is_tlsrpt_record(t))
-                    && let Ok((_, warnings)) = TlsRptRecord::parse_with_warnings(&text)
-                {
-                    for w in &warnings {
-                        f.diag(w, &rpt_name);
-                    }
+        TxtLookup::Found { records, .. } => match select_tlsrpt_record_linted(records) {
+            Ok((_, rec, warnings)) => {
+                for w in &warnings {
+                    f.add(w, &rpt_name);
                 }
                 tlsrpt = Some(rec);
             }
-            Err(RptSelectError::NoRecord) => f.push(
-                "tlsrpt.record.none",
-                Severity::Warning,
-                &rpt_name,
-                "no record begins with v=TLSRPTv1".into(),
-            ),
-            Err(e) => f.diag(&e, &rpt_name),
+            Err(RptSelectError::NoRecord) => f.add(&rpt_none(Absence::NotOfThisKind), &rpt_name),
+            Err(e) => f.add(&e, &rpt_name),
         },
-        TxtLookup::NxDomain { .. } | TxtLookup::NoData { .. } => f.push(
-            "tlsrpt.record.none",
-            Severity::Warning,
-            &rpt_name,
-            "no TLS-RPT record: failures to reach your MX over TLS go unreported".into(),
-        ),
+        TxtLookup::NxDomain { .. } => f.add(&rpt_none(Absence::NxDomain), &rpt_name),
+        TxtLookup::NoData { .. } => f.add(&rpt_none(Absence::NoData), &rpt_name),
         TxtLookup::Failed { reason, .. } => f.add(
-            "tlsrpt.record.lookup-failed",
+            &RecordFinding::TlsRptLookupFailed {
+                domain: d.clone(),
+                reason: reason.clone(),
+            },
             &rpt_name,
-            format!("the lookup failed: {reason}"),
         ),
     }
     for rua in &obs.rua_domains {
         if let Err(why) = &rua.accepts_mail {
             f.add(
-                "tlsrpt.rua.no-mx",
+                &RecordFinding::RuaNoMx {
+                    uri: rua.uri.clone(),
+                    rua_domain: rua.domain.clone(),
+                    why: why.clone(),
+                },
                 &format!("rua {}", rua.uri),
-                format!("reports to {} cannot be delivered: {why}", rua.domain),
             );
         }
     }
@@ -349,7 +289,7 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
     let mut policy: Option<Policy> = None;
     let mut fetch_error: Option<String> = None;
     if let Some(fetch) = &obs.policy_fetch {
-        let (p, err) = judge_fetch(fetch, s, &mut f);
+        let (p, err) = judge_fetch(&d, fetch, s, &mut f);
         policy = p;
         fetch_error = err;
     }
@@ -369,105 +309,71 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
     };
     // MX-side problems are errors once the owner has published MTA-STS (and would be
     // reported or enforced), warnings before.
-    let mx_severity = if record_published && mode != Some(Mode::None) {
-        Severity::Error
+    let stakes = if record_published && mode != Some(Mode::None) {
+        Stakes::Published
     } else {
-        Severity::Warning
+        Stakes::NotPublished
     };
 
     // ---- MX records and hosts
+    let mx_subject = format!("{d} MX");
     match &obs.mx {
-        MxLookup::Null => f.add(
-            "mx.null",
-            &format!("{d} MX"),
-            "a null MX (0 .): the domain accepts no mail".into(),
-        ),
-        MxLookup::Implicit => f.add(
-            "mx.implicit",
-            &format!("{d} MX"),
-            format!("no MX record: mail goes to {d}'s own address"),
-        ),
-        MxLookup::NxDomain => f.add(
-            "mx.nxdomain",
-            &format!("{d} MX"),
-            format!("{d} does not exist"),
-        ),
-        MxLookup::NoData => f.add(
-            "mx.none",
-            &format!("{d} MX"),
-            "no MX record and no address".into(),
-        ),
-        MxLookup::Failed { reason } => f.add(
-            "mx.lookup-failed",
-            &format!("{d} MX"),
-            format!("the lookup failed: {reason}"),
+        MxLookup::Null => f.add(&MxFinding::Null, &mx_subject),
+        MxLookup::Implicit => f.add(&MxFinding::Implicit { domain: d.clone() }, &mx_subject),
+        MxLookup::NxDomain => f.add(&MxFinding::NxDomain { domain: d.clone() }, &mx_subject),
+        MxLookup::NoData => f.add(&MxFinding::None, &mx_subject),
+        MxLookup::Failed { reason, .. } => f.add(
+            &MxFinding::LookupFailed {
+                reason: reason.clone(),
+            },
+            &mx_subject,
         ),
         MxLookup::Found { .. } => {}
     }
     if obs.mx_authentic {
-        f.add(
-            "dnssec.signed",
-            &format!("{d} MX"),
-            "the answer carried the AD flag (DNSSEC-validated)".into(),
-        );
+        f.add(&MxFinding::DnssecSigned, &mx_subject);
     }
     for host in &obs.mx_hosts {
         let subject = format!("MX {}", host.name);
+        let name = host.name.clone();
         match &host.addresses {
-            AddressLookup::NxDomain => f.push(
-                "mx.host-not-found",
-                Severity::Error,
+            AddressLookup::NxDomain => f.add(&MxFinding::HostNotFound { host: name }, &subject),
+            AddressLookup::NoAddress => f.add(&MxFinding::HostNoAddress { host: name }, &subject),
+            AddressLookup::Failed { reason, .. } => f.add(
+                &MxFinding::HostLookupFailed {
+                    host: name,
+                    reason: reason.clone(),
+                },
                 &subject,
-                format!("{} does not exist (NXDOMAIN)", host.name),
-            ),
-            AddressLookup::NoAddress => f.push(
-                "mx.host-no-address",
-                Severity::Error,
-                &subject,
-                format!("{} has no A or AAAA record", host.name),
-            ),
-            AddressLookup::Failed { reason } => f.push(
-                "mx.host-lookup-failed",
-                Severity::Error,
-                &subject,
-                format!("cannot resolve {}: {reason}", host.name),
             ),
             AddressLookup::Found { .. } => {}
         }
         if let Some(target) = &host.cname_target {
             f.add(
-                "mx.cname",
+                &MxFinding::Cname {
+                    host: host.name.clone(),
+                    target: target.clone(),
+                },
                 &subject,
-                format!(
-                    "{} is a CNAME to {target}; senders validate the certificate against {}",
-                    host.name, host.name
-                ),
             );
         }
         if !host.tlsa.is_empty() {
             f.add(
-                "dane.tlsa",
+                &MxFinding::DaneTlsa {
+                    host: host.name.clone(),
+                    count: host.tlsa.len(),
+                    authentic: host.tlsa_authentic,
+                },
                 &subject,
-                format!(
-                    "{} TLSA record(s) at _25._tcp.{}{}",
-                    host.tlsa.len(),
-                    host.name,
-                    if host.tlsa_authentic {
-                        " (DNSSEC-validated)"
-                    } else {
-                        " (not DNSSEC-validated: DANE senders ignore them)"
-                    }
-                ),
             );
         }
         for probe in &host.smtp {
-            judge_smtp(&host.name, probe, mx_severity, s, &mut f);
+            judge_smtp(&host.name, &d, probe, stakes, s, &mut f);
         }
     }
 
     // ---- coverage (RFC 8461 §4.1)
-    let linted_policy = policy.as_ref();
-    if let Some(p) = linted_policy
+    if let Some(p) = policy.as_ref()
         && p.mode != Mode::None
         && !obs.mx_hosts.is_empty()
     {
@@ -476,21 +382,13 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
             if matches!(c, CoverageFinding::Covered { .. }) {
                 continue;
             }
-            f.diag(&c, "policy");
+            f.add(&c, "policy");
         }
     }
 
-    // A domain that accepts no mail needs neither MTA-STS nor TLS-RPT.
-    if matches!(obs.mx, MxLookup::Null) {
-        for x in &mut f.0 {
-            if x.id == "sts.record.none" || x.id == "tlsrpt.record.none" {
-                x.severity = Severity::Info;
-            }
-        }
-    }
     let verdict_outcome = verdict(&obs, &state);
     let categories = categories(&obs, &state, &f);
-    let next_step = if matches!(obs.mx, MxLookup::Null) && record.is_none() {
+    let next_step = if null_mx && record.is_none() {
         "nothing to do: a domain that accepts no mail needs no MTA-STS".to_owned()
     } else {
         next_step(&obs.domain, &state, record.is_some(), tlsrpt.is_some(), &f)
@@ -523,6 +421,7 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
 /// Judges the fetch. Returns the policy (when the body parses) and, when a sender could not
 /// use it, why.
 fn judge_fetch(
+    domain: &str,
     fetch: &PolicyFetch,
     s: &AssessSettings,
     f: &mut Findings,
@@ -530,46 +429,62 @@ fn judge_fetch(
     let url = fetch.url.as_str();
     let before = f.0.len();
     if let Some(tls) = &fetch.tls {
-        judge_cert("sts.fetch", tls, Severity::Error, url, s, f);
+        judge_cert(CertSide::PolicyHost, tls, url, s, f);
     }
     let mut policy = None;
     let mut body_usable = false;
     if let Some(fail) = &fetch.failure {
-        let (id, msg) = match fail.stage {
-            FetchStage::Resolve => ("sts.fetch.host-not-found", fail.reason.clone()),
-            FetchStage::Connect if fail.timeout => ("sts.fetch.timeout", fail.reason.clone()),
-            FetchStage::Connect => ("sts.fetch.connect-failed", fail.reason.clone()),
-            FetchStage::Handshake if fail.old_tls_only => (
-                "sts.fetch.tls-version",
-                format!(
-                    "{} (the server speaks only TLS older than 1.2)",
-                    fail.reason
-                ),
-            ),
-            _ if fail.timeout => ("sts.fetch.timeout", fail.reason.clone()),
-            FetchStage::Handshake => ("sts.fetch.tls-failed", fail.reason.clone()),
-            FetchStage::Response => ("sts.fetch.no-response", fail.reason.clone()),
-            FetchStage::Body => ("sts.fetch.incomplete-body", fail.reason.clone()),
+        let reason = fail.to_string();
+        let d = domain.to_owned();
+        let finding = match (&fail.problem, fail.stage) {
+            (TransportProblem::Dns { .. }, _) | (_, FetchStage::Resolve) => {
+                FetchFinding::HostNotFound { domain: d, reason }
+            }
+            (TransportProblem::Timeout, _)
+            | (
+                TransportProblem::Handshake {
+                    failure: HandshakeFailure::Timeout,
+                },
+                _,
+            ) => FetchFinding::Timeout { reason },
+            (TransportProblem::Connect { .. }, _) => {
+                FetchFinding::ConnectFailed { domain: d, reason }
+            }
+            (
+                TransportProblem::Handshake {
+                    failure: HandshakeFailure::VersionTooOld,
+                },
+                _,
+            ) => FetchFinding::TlsVersion { reason },
+            (TransportProblem::Handshake { .. }, _) => {
+                FetchFinding::TlsFailed { domain: d, reason }
+            }
+            (TransportProblem::Http { .. }, FetchStage::Body) => {
+                FetchFinding::IncompleteBody { reason }
+            }
+            (TransportProblem::Http { .. }, _) => FetchFinding::NoResponse { reason },
         };
-        f.add(id, url, msg);
+        f.add(&finding, url);
     }
     if let Some(status) = fetch.status {
         match check_status(status, fetch.location.as_deref()) {
-            Err(e) => f.diag(&e, url),
+            Err(e) => f.add(&e, url),
             Ok(()) => {
                 body_usable = fetch.failure.is_none();
-                if let Err(p) = check_media_type(fetch.content_type.as_deref()) {
-                    let sev = if s.limits.require_text_plain {
-                        Severity::Error
+                if let Err(problem) = check_media_type(fetch.content_type.as_deref()) {
+                    if s.limits.require_text_plain {
+                        f.add(
+                            &mtasts_core::sts::fetch::FetchError::MediaType(problem),
+                            url,
+                        );
                     } else {
-                        Severity::Warning
-                    };
-                    f.push("sts.fetch.media-type", sev, url, p.to_string());
+                        f.add(&FetchFinding::MediaTypeTolerated { problem }, url);
+                    }
                 }
                 let size = check_declared_length(fetch.content_length, &s.limits)
                     .and_then(|()| check_received(fetch.body_bytes, &s.limits));
                 if let Err(e) = size {
-                    f.diag(&e, url);
+                    f.add(&e, url);
                     body_usable = false;
                 }
             }
@@ -578,10 +493,10 @@ fn judge_fetch(
     if body_usable {
         let lint = lint_policy(&fetch.body);
         for e in &lint.errors {
-            f.diag(e, "policy");
+            f.add(e, "policy");
         }
         for w in &lint.warnings {
-            f.diag(w, "policy");
+            f.add(w, "policy");
         }
         policy = lint.policy;
     }
@@ -593,160 +508,98 @@ fn judge_fetch(
 }
 
 fn judge_cert(
-    prefix: &str,
+    side: CertSide,
     tls: &TlsSession,
-    sev: Severity,
     subject: &str,
     s: &AssessSettings,
     f: &mut Findings,
 ) {
-    let names = |c: &TlsSession| {
-        c.chain
-            .first()
-            .map(|l| l.names.join(", "))
-            .unwrap_or_default()
-    };
-    let (suffix, msg) = match &tls.verdict {
-        CertVerdict::Valid => {
-            if let Some(leaf) = tls.chain.first() {
-                let days = (leaf.not_after - s.now) / 86_400;
-                if leaf.not_after > s.now && days < s.expiry_warning_days {
-                    f.push(
-                        &format!("{prefix}.cert-expiring-soon"),
-                        Severity::Warning,
-                        subject,
-                        format!(
-                            "the certificate expires in {days} days ({})",
-                            fmt_time(leaf.not_after)
-                        ),
-                    );
-                }
+    let leaf = tls.chain.first();
+    if tls.verdict.is_valid() {
+        if let Some(leaf) = leaf {
+            let days = (leaf.not_after - s.now) / 86_400;
+            if leaf.not_after > s.now && days < s.expiry_warning_days {
+                f.add(
+                    &CertFinding::ExpiringSoon {
+                        side,
+                        days,
+                        not_after: leaf.not_after,
+                    },
+                    subject,
+                );
             }
-            return;
         }
-        CertVerdict::Expired { not_after } => (
-            "cert-expired",
-            format!(
-                "the certificate for {} expired on {} ({} days ago)",
-                names(tls),
-                fmt_time(*not_after),
-                (s.now - not_after) / 86_400
-            ),
-        ),
-        CertVerdict::NotYetValid { not_before } => (
-            "cert-not-yet-valid",
-            format!(
-                "the certificate for {} is valid only from {}",
-                names(tls),
-                fmt_time(*not_before)
-            ),
-        ),
-        CertVerdict::NameMismatch {
-            expected,
-            presented,
-        } => (
-            "cert-name-mismatch",
-            format!(
-                "the certificate names {} but not {expected}",
-                if presented.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    presented.join(", ")
-                }
-            ),
-        ),
-        CertVerdict::SelfSigned => (
-            "cert-self-signed",
-            format!("the certificate for {} is self-signed", names(tls)),
-        ),
-        CertVerdict::UntrustedCa { issuer } => (
-            "cert-untrusted-ca",
-            format!("the certificate chains to {issuer}, which is not a trusted root"),
-        ),
-        CertVerdict::ChainIncomplete { issuer } => (
-            "cert-chain-incomplete",
-            format!(
-                "only the leaf certificate was sent; its issuer {issuer} is not a trusted root (missing intermediate?)"
-            ),
-        ),
-        CertVerdict::Invalid { reason } => (
-            "cert-invalid",
-            format!("the certificate is not valid: {reason}"),
-        ),
-    };
-    f.push(&format!("{prefix}.{suffix}"), sev, subject, msg);
+        return;
+    }
+    f.add(
+        &CertFinding::Invalid {
+            side,
+            verdict: tls.verdict.clone(),
+            names: leaf.map(|l| l.names.clone()).unwrap_or_default(),
+            now: s.now,
+        },
+        subject,
+    );
 }
 
-fn judge_smtp(host: &str, p: &SmtpProbe, tls_sev: Severity, s: &AssessSettings, f: &mut Findings) {
+fn judge_smtp(
+    host: &str,
+    domain: &str,
+    p: &SmtpProbe,
+    stakes: Stakes,
+    s: &AssessSettings,
+    f: &mut Findings,
+) {
     let subject = format!("MX {host} [{}]", p.address);
-    if let Some(ms) = p.greeting_millis
-        && ms > s.slow_greeting_millis
+    if let Some(millis) = p.greeting_millis
+        && millis > s.slow_greeting_millis
     {
-        f.add(
-            "smtp.greeting-slow",
-            &subject,
-            format!("the greeting took {ms} ms"),
-        );
+        f.add(&SmtpFinding::GreetingSlow { millis }, &subject);
     }
     if p.starttls_offered == Some(false) {
-        f.push(
-            "smtp.starttls-missing",
-            tls_sev,
+        f.add(
+            &SmtpFinding::StarttlsMissing {
+                offered: p.extensions.clone(),
+                stakes,
+            },
             &subject,
-            format!(
-                "EHLO does not offer STARTTLS (offered: {})",
-                if p.extensions.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    p.extensions.join(" ")
-                }
-            ),
         );
     }
     if let Some(tls) = &p.tls {
-        judge_cert("smtp", tls, tls_sev, &subject, s, f);
+        judge_cert(CertSide::Mx { stakes }, tls, &subject, s, f);
     }
     if let Some(fail) = &p.failure {
-        let (id, sev) = match fail.stage {
-            _ if fail.timeout => ("smtp.timeout", Severity::Error),
-            SmtpStage::Connect => ("smtp.connect-failed", Severity::Error),
+        let reason = format!("{}: {}", stage_name(fail.stage), fail.reason);
+        let finding = match fail.stage {
+            _ if fail.timeout => SmtpFinding::Timeout { reason },
+            SmtpStage::Connect => SmtpFinding::ConnectFailed { reason },
             SmtpStage::Greeting | SmtpStage::Ehlo | SmtpStage::EhloTls => {
-                ("smtp.rejected", Severity::Error)
+                SmtpFinding::Rejected { reason }
             }
-            SmtpStage::Starttls => ("smtp.starttls-refused", tls_sev),
-            SmtpStage::Handshake if fail.reason.contains("older than 1.2") => {
-                ("smtp.tls-version", tls_sev)
+            SmtpStage::Starttls => SmtpFinding::StarttlsRefused { reason, stakes },
+            SmtpStage::Handshake
+                if matches!(fail.handshake, Some(HandshakeFailure::VersionTooOld)) =>
+            {
+                SmtpFinding::TlsVersion { reason, stakes }
             }
-            SmtpStage::Handshake => ("smtp.tls-failed", tls_sev),
-            SmtpStage::Mail => ("smtp.mail-rejected", Severity::Error),
-            SmtpStage::Rcpt => ("smtp.rcpt-rejected", Severity::Error),
+            SmtpStage::Handshake => SmtpFinding::TlsFailed { reason, stakes },
+            SmtpStage::Mail => SmtpFinding::MailRejected { reason },
+            SmtpStage::Rcpt => SmtpFinding::RcptRejected {
+                domain: domain.to_owned(),
+                reason,
+            },
         };
-        f.push(
-            id,
-            sev,
-            &subject,
-            format!("{}: {}", stage_name(fail.stage), fail.reason),
-        );
+        f.add(&finding, &subject);
     }
     if let Some(r) = &p.mail
         && r.code / 100 != 2
     {
-        f.push(
-            "smtp.mail-rejected",
-            Severity::Error,
-            &subject,
-            format!("MAIL FROM:<> answered {r}"),
-        );
+        f.add(&SmtpFinding::mail_reply(r), &subject);
     }
     if let Some(r) = &p.rcpt
         && r.code / 100 != 2
     {
-        f.push(
-            "smtp.rcpt-rejected",
-            Severity::Error,
-            &subject,
-            format!("RCPT TO:<postmaster@...> answered {r}"),
-        );
+        f.add(&SmtpFinding::rcpt_reply(domain, r), &subject);
     }
 }
 
@@ -767,11 +620,13 @@ fn stage_name(s: SmtpStage) -> &'static str {
 enum Attempt {
     /// No SMTP session (connect, greeting or EHLO failed).
     Unreachable(String),
-    /// The session reached the transaction, with or without TLS.
+    /// The session reached STARTTLS (or its absence), judged by the core (RFC 8461 §4, §5).
     Session {
         /// Whether TLS was used.
         tls: bool,
-        /// `None` when the TLS session passes RFC 8461 §4.2 validation; otherwise why not.
+        /// The core's decision for this MX under the policy.
+        delivery: Delivery,
+        /// Why the MX fails validation, for people (whatever the mode makes of it).
         invalid: Option<String>,
         /// The transaction's result.
         txn: Txn,
@@ -784,7 +639,42 @@ enum Txn {
     Permanent(String),
 }
 
-fn attempt(p: &SmtpProbe) -> Attempt {
+/// What the probe of one address showed about STARTTLS, in the core's terms, and why it
+/// fails validation, for people.
+fn starttls(p: &SmtpProbe) -> (StarttlsOutcome<'_>, Option<String>) {
+    if p.starttls_offered == Some(false) {
+        return (
+            StarttlsOutcome::NotOffered,
+            Some("STARTTLS not offered".to_owned()),
+        );
+    }
+    if let Some(fail) = p
+        .failure
+        .as_ref()
+        .filter(|x| matches!(x.stage, SmtpStage::Starttls | SmtpStage::Handshake))
+    {
+        let why = Some(format!("{}: {}", stage_name(fail.stage), fail.reason));
+        return match (&fail.stage, &fail.handshake) {
+            (SmtpStage::Handshake, Some(h)) => (StarttlsOutcome::HandshakeFailed(h), why),
+            (SmtpStage::Handshake, None) => {
+                (StarttlsOutcome::HandshakeFailed(&HANDSHAKE_UNKNOWN), why)
+            }
+            _ => (StarttlsOutcome::Refused, why),
+        };
+    }
+    match &p.tls {
+        Some(t) if t.verdict.is_valid() => (StarttlsOutcome::Established(&t.verdict), None),
+        Some(t) => (
+            StarttlsOutcome::Established(&t.verdict),
+            Some(format!("certificate {}", t.verdict.describe())),
+        ),
+        None => (StarttlsOutcome::NotOffered, Some("no TLS".to_owned())),
+    }
+}
+
+static HANDSHAKE_UNKNOWN: HandshakeFailure = HandshakeFailure::Timeout;
+
+fn attempt(p: &SmtpProbe, policy: Option<&Policy>, host: &str) -> Attempt {
     if let Some(fail) = &p.failure
         && matches!(
             fail.stage,
@@ -793,21 +683,11 @@ fn attempt(p: &SmtpProbe) -> Attempt {
     {
         return Attempt::Unreachable(format!("{}: {}", stage_name(fail.stage), fail.reason));
     }
-    let invalid = if p.starttls_offered == Some(false) {
-        Some("STARTTLS not offered".to_owned())
-    } else if let Some(fail) = p
-        .failure
-        .as_ref()
-        .filter(|x| matches!(x.stage, SmtpStage::Starttls | SmtpStage::Handshake))
-    {
-        Some(format!("{}: {}", stage_name(fail.stage), fail.reason))
-    } else {
-        match p.tls.as_ref().map(|t| &t.verdict) {
-            Some(CertVerdict::Valid) => None,
-            Some(v) => Some(format!("certificate {}", verdict_word(v))),
-            None => Some("no TLS".to_owned()),
-        }
-    };
+    let (outcome, mut invalid) = starttls(p);
+    let delivery = apply(policy, host, outcome);
+    if policy.is_some_and(|p| !p.allows_mx(host)) {
+        invalid = Some("not in the policy".to_owned());
+    }
     let txn = match (&p.mail, &p.rcpt, &p.failure) {
         (Some(m), _, _) if m.code / 100 == 4 => Txn::Temporary(format!("MAIL answered {m}")),
         (Some(m), _, _) if m.code / 100 == 5 => Txn::Permanent(format!("MAIL answered {m}")),
@@ -825,25 +705,15 @@ fn attempt(p: &SmtpProbe) -> Attempt {
     };
     Attempt::Session {
         tls: p.tls.is_some(),
+        delivery,
         invalid,
         txn,
     }
 }
 
-fn verdict_word(v: &CertVerdict) -> &'static str {
-    match v {
-        CertVerdict::Valid => "valid",
-        CertVerdict::Expired { .. } => "expired",
-        CertVerdict::NotYetValid { .. } => "not yet valid",
-        CertVerdict::NameMismatch { .. } => "for another name",
-        CertVerdict::SelfSigned => "self-signed",
-        CertVerdict::UntrustedCa { .. } => "from an untrusted CA",
-        CertVerdict::ChainIncomplete { .. } => "chain incomplete",
-        CertVerdict::Invalid { .. } => "invalid",
-    }
-}
-
-/// RFC 8461 §5 (and RFC 5321 §5.1) as a sender applies them, over the probes' results.
+/// RFC 8461 §5 (and RFC 5321 §5.1) as a sender applies them, over the probes' results: each
+/// address in preference order is judged by the core ([`apply`]); the first one the sender
+/// may use takes the message.
 fn verdict(obs: &Observations, state: &PolicyState) -> (SenderOutcome, String) {
     match &obs.mx {
         MxLookup::Null => {
@@ -864,7 +734,7 @@ fn verdict(obs: &Observations, state: &PolicyState) -> (SenderOutcome, String) {
                 "no MX and no address: senders bounce".into(),
             );
         }
-        MxLookup::Failed { reason } => {
+        MxLookup::Failed { reason, .. } => {
             return (
                 SenderOutcome::Defer,
                 format!("the MX lookup fails ({reason}): senders retry later"),
@@ -872,43 +742,53 @@ fn verdict(obs: &Observations, state: &PolicyState) -> (SenderOutcome, String) {
         }
         MxLookup::Found { .. } | MxLookup::Implicit => {}
     }
-    let (mode, policy) = match state {
-        PolicyState::Policy(p) => (Some(p.mode), Some(p)),
-        _ => (None, None),
+    let policy = match state {
+        PolicyState::Policy(p) => Some(p),
+        _ => None,
     };
-    let covered = |h: &str| policy.is_some_and(|p| p.allows_mx(h));
+    let mode = policy.map(|p| p.mode);
     // Every address, in the order a sender tries them.
     let mut tried: Vec<(u16, &str, Attempt)> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
     for host in &obs.mx_hosts {
-        if mode == Some(Mode::Enforce) && !covered(&host.name) {
-            skipped.push(format!("{} (not in the policy)", host.name));
-            continue;
-        }
         if host.smtp.is_empty() {
             skipped.push(format!("{} (no address)", host.name));
         }
         for p in &host.smtp {
-            tried.push((host.preference, host.name.as_str(), attempt(p)));
+            tried.push((
+                host.preference,
+                host.name.as_str(),
+                attempt(p, policy, &host.name),
+            ));
         }
     }
     let requires_valid = mode == Some(Mode::Enforce);
     // The address that takes the message.
     let chosen = tried.iter().position(|(_, _, a)| match a {
         Attempt::Unreachable(_) => false,
-        Attempt::Session { invalid, .. } => !requires_valid || invalid.is_none(),
+        Attempt::Session { delivery, .. } => delivery.delivers(),
     });
-    let refusals: Vec<String> = tried
+    let mut refusals: Vec<String> = Vec::new();
+    for why in tried
         .iter()
         .filter_map(|(_, h, a)| match a {
             Attempt::Unreachable(why) => Some(format!("{h} ({why})")),
             Attempt::Session {
-                invalid: Some(why), ..
-            } if requires_valid => Some(format!("{h} ({why})")),
+                delivery: Delivery::Refuse(_),
+                invalid,
+                ..
+            } => Some(format!(
+                "{h} ({})",
+                invalid.as_deref().unwrap_or("fails validation")
+            )),
             _ => None,
         })
         .chain(skipped.iter().cloned())
-        .collect();
+    {
+        if !refusals.contains(&why) {
+            refusals.push(why);
+        }
+    }
     let Some(ci) = chosen else {
         let why = if refusals.is_empty() {
             "no MX host has an address".to_owned()
@@ -929,6 +809,7 @@ fn verdict(obs: &Observations, state: &PolicyState) -> (SenderOutcome, String) {
         tls,
         invalid: chosen_invalid,
         txn,
+        ..
     } = chosen_attempt
     else {
         return (SenderOutcome::Defer, "no MX can be reached".into());
@@ -949,24 +830,25 @@ fn verdict(obs: &Observations, state: &PolicyState) -> (SenderOutcome, String) {
         Txn::Accepted => {}
     }
     // Failures a sender may meet before or beside the address that works: other addresses of
-    // the same or more preferred hosts (a load-balanced pool fails intermittently).
-    let failures: Vec<String> = tried
+    // the same or more preferred hosts (a load-balanced pool fails intermittently), each as
+    // the core decided it (refused under enforce, delivered and reported under testing).
+    let mut failures: Vec<String> = Vec::new();
+    for why in tried
         .iter()
         .filter(|(p, _, _)| p <= pref)
         .filter_map(|(_, h, a)| match a {
             Attempt::Session {
-                invalid: Some(why), ..
-            } => Some(format!("{h}: {why}")),
+                delivery,
+                invalid: Some(why),
+                ..
+            } if delivery.failure().is_some() => Some(format!("{h}: {why}")),
             _ => None,
         })
-        .chain(
-            obs.mx_hosts
-                .iter()
-                .filter(|hst| mode == Some(Mode::Testing) && hst.preference <= *pref)
-                .filter(|hst| !covered(&hst.name))
-                .map(|hst| format!("{}: not in the policy", hst.name)),
-        )
-        .collect();
+    {
+        if !failures.contains(&why) {
+            failures.push(why);
+        }
+    }
     let how = if *tls { "over TLS" } else { "in plaintext" };
     match state {
         PolicyState::Policy(p) if p.mode == Mode::Enforce => {
@@ -986,7 +868,7 @@ fn verdict(obs: &Observations, state: &PolicyState) -> (SenderOutcome, String) {
             }
         }
         PolicyState::Policy(p) if p.mode == Mode::Testing => {
-            if failures.is_empty() && chosen_invalid.is_none() && covered(host) {
+            if failures.is_empty() && chosen_invalid.is_none() {
                 (
                     SenderOutcome::DeliverSecurely,
                     format!(
@@ -1032,7 +914,7 @@ fn categories(obs: &Observations, state: &PolicyState, f: &Findings) -> Vec<&'st
     let mut out = Vec::new();
     let errs = |prefix: &str| {
         f.0.iter()
-            .any(|x| x.severity == Severity::Error && x.id.starts_with(prefix))
+            .any(|x| x.severity == Severity::Error && x.code.starts_with(prefix))
     };
     match &obs.sts_txt {
         TxtLookup::Failed { .. } => out.push("dns-failure"),
@@ -1051,13 +933,13 @@ fn categories(obs: &Observations, state: &PolicyState, f: &Findings) -> Vec<&'st
     }
     if f.0
         .iter()
-        .any(|x| x.id.starts_with("smtp.cert-") && x.severity >= Severity::Warning)
+        .any(|x| x.code.starts_with("smtp.cert-") && x.severity >= Severity::Warning)
     {
         out.push("certificate-problem");
     }
     if f.0.iter().any(|x| {
         matches!(
-            x.id.as_str(),
+            x.code,
             "smtp.starttls-missing"
                 | "smtp.starttls-refused"
                 | "smtp.tls-failed"
@@ -1088,7 +970,7 @@ fn next_step(
     f: &Findings,
 ) -> String {
     if let Some(e) = f.0.iter().find(|x| x.severity == Severity::Error) {
-        return format!("fix the errors first, starting with {}: {}", e.id, e.fix);
+        return format!("fix the errors first, starting with {}: {}", e.code, e.hint);
     }
     match state {
         PolicyState::NoPolicy { .. } if !has_record => {

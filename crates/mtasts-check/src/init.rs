@@ -115,7 +115,7 @@ pub fn propose(obs: &Observations, req: &InitRequest) -> Result<Proposal, InitEr
         MxLookup::NoData => {
             return Err(InitError::NoMx(format!("{d} has no MX and no address")));
         }
-        MxLookup::Failed { reason } => {
+        MxLookup::Failed { reason, .. } => {
             return Err(InitError::NoMx(format!(
                 "the MX lookup of {d} failed: {reason}"
             )));

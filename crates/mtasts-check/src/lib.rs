@@ -3,21 +3,26 @@
 //! stable ids and a one-line verdict.
 //!
 //! - [`obs`]: what the probes saw (plain data);
-//! - [`dns`], [`https`], [`smtp`], [`tls`]: the probes (hickory, hyper, rustls);
+//! - [`dns`], [`smtp`]: the probes (DNS, the policy fetch and TLS through `mtasts-net`; SMTP
+//!   here);
 //! - [`assess`]: the judgement, sans-IO, from observations and the time;
-//! - [`catalog`]: every finding id, with explanation and fix (`docs/checks.md`);
+//! - [`findings`]: the checker's own findings, as the core's `Diagnostic`s;
+//! - [`catalog`]: every finding code, generated from the diagnostic types (`docs/checks.md`);
 //! - [`run`]: one domain's probes in parallel, per-address connection limits;
+//! - [`bulk`]: many domains: the bounded input, the run in input order, the summary counts;
+//! - [`render`]: the human report, the demo's block and the adoption table;
 //! - [`init`]: a policy and DNS records derived from what the MX hosts present.
 
 pub mod assess;
+pub mod bulk;
 pub mod catalog;
 pub mod dns;
-pub mod https;
+pub mod findings;
 pub mod init;
 pub mod obs;
+pub mod render;
 pub mod run;
 pub mod smtp;
-pub mod tls;
 
-pub use assess::{AssessSettings, CheckFinding, DomainReport, SenderOutcome, Verdict, assess};
+pub use assess::{AssessSettings, DomainReport, SenderOutcome, Verdict, assess};
 pub use run::{BadDomain, CheckConfig, Checker, SetupError};

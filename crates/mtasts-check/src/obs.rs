@@ -3,7 +3,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use mtasts_core::dane::Tlsa;
+use mtasts_core::dns::DnsErrorKind;
 use serde::Serialize;
+
+pub use mtasts_core::sts::fetch::FetchStage;
+pub use mtasts_core::tls::{CertVerdict, HandshakeFailure};
+pub use mtasts_net::https::{FetchFailure, PolicyFetch};
+pub use mtasts_net::tls::{CertSummary, TlsSession};
 
 /// Everything observed about one domain.
 #[derive(Clone, Debug, Serialize)]
@@ -52,10 +59,10 @@ pub enum TxtLookup {
     },
     /// SERVFAIL, REFUSED, a timeout or a network error: nothing is known.
     Failed {
-        /// Why.
+        /// What kind of failure.
+        kind: DnsErrorKind,
+        /// Why, for people.
         reason: String,
-        /// Whether it was a timeout.
-        timeout: bool,
         /// Milliseconds the lookup took.
         millis: u64,
     },
@@ -116,7 +123,9 @@ pub enum MxLookup {
     NoData,
     /// The lookup failed.
     Failed {
-        /// Why.
+        /// What kind of failure.
+        kind: DnsErrorKind,
+        /// Why, for people.
         reason: String,
     },
 }
@@ -132,8 +141,8 @@ pub struct MxHost {
     pub cname_target: Option<String>,
     /// Its addresses.
     pub addresses: AddressLookup,
-    /// `_25._tcp.<host>` TLSA records (DANE, RFC 7672), as presentation text.
-    pub tlsa: Vec<String>,
+    /// `_25._tcp.<host>` TLSA records (DANE, RFC 7672).
+    pub tlsa: Vec<Tlsa>,
     /// Whether the TLSA answer carried the AD flag.
     pub tlsa_authentic: bool,
     /// The SMTP probe of each address.
@@ -155,7 +164,9 @@ pub enum AddressLookup {
     NoAddress,
     /// The lookup failed.
     Failed {
-        /// Why.
+        /// What kind of failure.
+        kind: DnsErrorKind,
+        /// Why, for people.
         reason: String,
     },
 }
@@ -208,6 +219,8 @@ pub struct SmtpFailure {
     pub reply: Option<SmtpReply>,
     /// Whether the step timed out.
     pub timeout: bool,
+    /// Why the TLS handshake failed, at the handshake stage.
+    pub handshake: Option<HandshakeFailure>,
 }
 
 /// One SMTP probe of one address: connect, EHLO, STARTTLS, handshake, EHLO, `MAIL FROM:<>`,
@@ -230,135 +243,4 @@ pub struct SmtpProbe {
     pub rcpt: Option<SmtpReply>,
     /// Why the probe stopped early, if it did.
     pub failure: Option<SmtpFailure>,
-}
-
-/// A completed TLS handshake.
-#[derive(Clone, Debug, Serialize)]
-pub struct TlsSession {
-    /// The protocol version, e.g. `TLSv1.3`.
-    pub version: String,
-    /// The cipher suite.
-    pub cipher: String,
-    /// The certificate check against the trust roots and the expected name.
-    pub verdict: CertVerdict,
-    /// The chain as presented, leaf first.
-    pub chain: Vec<CertSummary>,
-}
-
-/// The result of validating a certificate chain for a name (RFC 8461 §3.3 and §4.2: a
-/// certificate valid for the name and chaining to a trusted root, RFC 6125 matching).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "result", rename_all = "kebab-case")]
-pub enum CertVerdict {
-    /// Valid for the name.
-    Valid,
-    /// Expired.
-    Expired {
-        /// When it expired (Unix seconds).
-        not_after: i64,
-    },
-    /// Not valid yet.
-    NotYetValid {
-        /// When it becomes valid (Unix seconds).
-        not_before: i64,
-    },
-    /// Chains to a trusted root but does not carry the name.
-    NameMismatch {
-        /// The name expected.
-        expected: String,
-        /// The names the certificate carries.
-        presented: Vec<String>,
-    },
-    /// A self-signed leaf.
-    SelfSigned,
-    /// The chain ends at a CA that is not trusted.
-    UntrustedCa {
-        /// The untrusted issuer.
-        issuer: String,
-    },
-    /// The server sent no intermediate and the leaf's issuer is not a trusted root.
-    ChainIncomplete {
-        /// The leaf's issuer, which the server should have sent.
-        issuer: String,
-    },
-    /// Another problem (bad signature, unsupported algorithm, revoked...).
-    Invalid {
-        /// What the verifier said.
-        reason: String,
-    },
-}
-
-/// The facts of one certificate.
-#[derive(Clone, Debug, Serialize)]
-pub struct CertSummary {
-    /// Subject distinguished name.
-    pub subject: String,
-    /// Issuer distinguished name.
-    pub issuer: String,
-    /// DNS names (subjectAltName, or the CN when there is none).
-    pub names: Vec<String>,
-    /// Not valid before (Unix seconds).
-    pub not_before: i64,
-    /// Not valid after (Unix seconds).
-    pub not_after: i64,
-}
-
-/// The policy fetch.
-#[derive(Clone, Debug, Serialize)]
-pub struct PolicyFetch {
-    /// The URL.
-    pub url: String,
-    /// The policy host's addresses.
-    pub addresses: AddressLookup,
-    /// The address connected to.
-    pub address: Option<SocketAddr>,
-    /// The TLS session.
-    pub tls: Option<TlsSession>,
-    /// The HTTP status.
-    pub status: Option<u16>,
-    /// The Location header.
-    pub location: Option<String>,
-    /// The Content-Type header.
-    pub content_type: Option<String>,
-    /// The Content-Length header, when numeric.
-    pub content_length: Option<u64>,
-    /// The body as received, at most the limit plus one byte.
-    #[serde(skip)]
-    pub body: Vec<u8>,
-    /// Bytes received.
-    pub body_bytes: u64,
-    /// Milliseconds taken.
-    pub millis: u64,
-    /// Why the fetch stopped before a complete response, if it did.
-    pub failure: Option<FetchFailure>,
-}
-
-/// The step of the fetch that failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FetchStage {
-    /// Resolving the policy host.
-    Resolve,
-    /// The TCP connection.
-    Connect,
-    /// The TLS handshake.
-    Handshake,
-    /// Waiting for the response head.
-    Response,
-    /// Reading the body.
-    Body,
-}
-
-/// Why a fetch did not complete.
-#[derive(Clone, Debug, Serialize)]
-pub struct FetchFailure {
-    /// The step.
-    pub stage: FetchStage,
-    /// What happened.
-    pub reason: String,
-    /// Whether it was a timeout.
-    pub timeout: bool,
-    /// Whether the server answered the handshake with a protocol_version alert (it only
-    /// speaks TLS older than 1.2).
-    pub old_tls_only: bool,
 }

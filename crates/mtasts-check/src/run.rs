@@ -8,19 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all as futures_join_all;
-use hickory_resolver::proto::rr::RecordType;
 use mtasts_core::domain::to_a_label;
 use mtasts_core::sts::fetch::FetchLimits;
 use mtasts_core::sts::record::is_sts_record;
 use mtasts_core::tlsrpt::record::{ReportUri, select_tlsrpt_record};
+use mtasts_net::dns::{Dns, DnsLookup, DnsSettings, QueryType};
+use mtasts_net::https::{FetchSettings, fetch_policy};
+use mtasts_net::tls::{TlsClient, TrustRoots, Verification};
 use tokio::sync::Semaphore;
 
 use crate::assess::{AssessSettings, DomainReport, assess};
-use crate::dns::Dns;
-use crate::https::{FetchSettings, fetch_policy};
+use crate::dns;
 use crate::obs::{AddressLookup, MxHost, MxLookup, Observations, RuaDomain, TxtLookup};
 use crate::smtp::{SmtpSettings, probe};
-use crate::tls::{TlsProber, load_roots};
 
 /// Everything the checker can be told. Every limit is explicit.
 #[derive(Clone, Debug)]
@@ -81,10 +81,10 @@ impl Default for CheckConfig {
 pub enum SetupError {
     /// DNS.
     #[error(transparent)]
-    Dns(#[from] crate::dns::DnsSetupError),
+    Dns(#[from] mtasts_net::dns::DnsSetupError),
     /// Trust roots.
     #[error(transparent)]
-    Roots(#[from] crate::tls::RootsError),
+    Roots(#[from] mtasts_net::tls::RootsError),
 }
 
 /// A domain that cannot be checked.
@@ -101,16 +101,21 @@ pub struct BadDomain {
 #[derive(Clone)]
 pub struct Checker {
     cfg: Arc<CheckConfig>,
-    dns: Dns,
-    tls: TlsProber,
+    dns: Arc<dyn DnsLookup>,
+    tls: TlsClient,
     slots: Arc<Mutex<HashMap<IpAddr, Arc<Semaphore>>>>,
 }
 
 impl Checker {
     /// A checker per `cfg`.
     pub fn new(cfg: CheckConfig) -> Result<Checker, SetupError> {
-        let dns = Dns::new(cfg.dns, cfg.dns_timeout)?;
-        let tls = TlsProber::new(load_roots(cfg.ca_file.as_deref())?)?;
+        let dns = Dns::new(&DnsSettings {
+            servers: cfg.dns.into_iter().collect(),
+            timeout: cfg.dns_timeout,
+            attempts: 2,
+        })?
+        .shared();
+        let tls = TlsClient::from_roots(&TrustRoots::from_option(cfg.ca_file.as_deref()))?;
         Ok(Checker {
             cfg: Arc::new(cfg),
             dns,
@@ -125,8 +130,8 @@ impl Checker {
     }
 
     /// The DNS client (for `init`).
-    pub fn dns(&self) -> &Dns {
-        &self.dns
+    pub fn dns(&self) -> &dyn DnsLookup {
+        self.dns.as_ref()
     }
 
     /// The judgement settings at time `now`.
@@ -164,11 +169,12 @@ impl Checker {
         })?;
         let sts_name = format!("_mta-sts.{ascii}");
         let rpt_name = format!("_smtp._tls.{ascii}");
+        let dns = self.dns.as_ref();
         let (sts_txt, tlsrpt_txt, (mx, mx_ad), mx_ad_asked) = tokio::join!(
-            self.dns.txt(&sts_name),
-            self.dns.txt(&rpt_name),
-            self.dns.mx(&ascii),
-            self.dns.authenticated(&ascii, RecordType::MX),
+            dns::txt(dns, &sts_name),
+            dns::txt(dns, &rpt_name),
+            dns::mx(dns, &ascii),
+            dns.authenticated(&ascii, QueryType::Mx),
         );
         let mx_authentic = mx_ad || mx_ad_asked;
         let published = matches!(&sts_txt, TxtLookup::Found { records, .. }
@@ -180,8 +186,10 @@ impl Checker {
                     connect_timeout: self.cfg.connect_timeout,
                     timeout: self.cfg.fetch_timeout,
                     max_body: self.cfg.max_body,
+                    verification: Verification::Record,
+                    user_agent: concat!("mtasts-check/", env!("CARGO_PKG_VERSION")),
                 };
-                Some(fetch_policy(&self.dns, &self.tls, &ascii, &s).await)
+                Some(fetch_policy(dns, &self.tls, &ascii, &s).await)
             } else {
                 None
             }
@@ -216,14 +224,9 @@ impl Checker {
     }
 
     async fn probe_host(&self, preference: u16, name: &str, domain: &str) -> MxHost {
-        let ((addresses, cname_target), (tlsa, tlsa_ad)) =
-            tokio::join!(self.dns.addresses(name), self.dns.tlsa(name));
-        let tlsa_authentic = tlsa_ad
-            || (!tlsa.is_empty()
-                && self
-                    .dns
-                    .authenticated(&format!("_25._tcp.{name}"), RecordType::TLSA)
-                    .await);
+        let dns = self.dns.as_ref();
+        let ((addresses, cname_target), (tlsa, tlsa_authentic)) =
+            tokio::join!(dns::addresses(dns, name), dns::tlsa(dns, name));
         let ips: Vec<IpAddr> = match &addresses {
             AddressLookup::Found { addresses } => addresses
                 .iter()
@@ -276,12 +279,12 @@ impl Checker {
         let mut out = Vec::new();
         for uri in rec.rua {
             if let ReportUri::Mailto { uri, domain, .. } = uri {
-                let accepts_mail = match self.dns.mx(&domain).await.0 {
+                let accepts_mail = match dns::mx(self.dns.as_ref(), &domain).await.0 {
                     MxLookup::Found { .. } | MxLookup::Implicit => Ok(()),
                     MxLookup::Null => Err("null MX".to_owned()),
                     MxLookup::NxDomain => Err(format!("{domain} does not exist")),
                     MxLookup::NoData => Err("no MX and no address".to_owned()),
-                    MxLookup::Failed { reason } => Err(format!("MX lookup failed: {reason}")),
+                    MxLookup::Failed { reason, .. } => Err(format!("MX lookup failed: {reason}")),
                 };
                 out.push(RuaDomain {
                     uri,

@@ -10,8 +10,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use mtasts_core::tls::HandshakeFailure;
+use mtasts_net::tls::{TlsClient, Verification, handshake_failure, session};
+
 use crate::obs::{SmtpFailure, SmtpProbe, SmtpReply, SmtpStage};
-use crate::tls::{TlsProber, is_old_tls_only, session};
 
 /// Limits of one probe.
 #[derive(Clone, Debug)]
@@ -45,18 +47,21 @@ impl ReadError {
                 reason: "no reply (timed out)".into(),
                 reply: None,
                 timeout: true,
+                handshake: None,
             },
             ReadError::Io(e) => SmtpFailure {
                 stage,
                 reason: e,
                 reply: None,
                 timeout: false,
+                handshake: None,
             },
             ReadError::Syntax(e) => SmtpFailure {
                 stage,
                 reason: e,
                 reply: None,
                 timeout: false,
+                handshake: None,
             },
         }
     }
@@ -145,12 +150,13 @@ fn rejected(stage: SmtpStage, reply: SmtpReply) -> SmtpFailure {
         reason: format!("the server answered {reply}"),
         reply: Some(reply),
         timeout: false,
+        handshake: None,
     }
 }
 
 /// Probes `addr` as the MX `host` of `domain` (A-labels).
 pub async fn probe(
-    tls: &TlsProber,
+    tls: &TlsClient,
     host: &str,
     domain: &str,
     addr: SocketAddr,
@@ -173,7 +179,7 @@ pub async fn probe(
 }
 
 async fn run(
-    tls: &TlsProber,
+    tls: &TlsClient,
     host: &str,
     domain: &str,
     addr: SocketAddr,
@@ -189,6 +195,7 @@ async fn run(
                 reason: format!("cannot connect to {addr}: {e}"),
                 reply: None,
                 timeout: false,
+                handshake: None,
             });
         }
         Err(_) => {
@@ -197,6 +204,7 @@ async fn run(
                 reason: format!("connecting to {addr} timed out"),
                 reply: None,
                 timeout: true,
+                handshake: None,
             });
         }
     };
@@ -236,42 +244,44 @@ async fn run(
     }
     // Anything the server sent after its 220 is discarded (RFC 3207 §4.2 injection defence).
     let stream = r.into_inner();
-    let (cfg, slot) = tls.config(&[]).map_err(|e| SmtpFailure {
-        stage: SmtpStage::Handshake,
-        reason: e,
-        reply: None,
-        timeout: false,
-    })?;
+    let (cfg, slot) = tls
+        .config(Verification::Record, &[])
+        .map_err(|e| SmtpFailure {
+            stage: SmtpStage::Handshake,
+            reason: e.to_string(),
+            reply: None,
+            timeout: false,
+            handshake: None,
+        })?;
     let server_name =
         rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|_| SmtpFailure {
             stage: SmtpStage::Handshake,
             reason: format!("{host} is not a valid server name"),
             reply: None,
             timeout: false,
+            handshake: None,
         })?;
     let connector = tokio_rustls::TlsConnector::from(cfg);
     let tls_stream = match timeout(s.command_timeout, connector.connect(server_name, stream)).await
     {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
-            let reason = if is_old_tls_only(&e) {
-                format!("TLS handshake failed: {e} (the server speaks only TLS older than 1.2)")
-            } else {
-                format!("TLS handshake failed: {e}")
-            };
+            let failure = handshake_failure(&e, &slot, host);
             return Err(SmtpFailure {
                 stage: SmtpStage::Handshake,
-                reason,
+                reason: failure.to_string(),
                 reply: None,
                 timeout: false,
+                handshake: Some(failure),
             });
         }
         Err(_) => {
             return Err(SmtpFailure {
                 stage: SmtpStage::Handshake,
-                reason: "TLS handshake timed out".into(),
+                reason: HandshakeFailure::Timeout.to_string(),
                 reply: None,
                 timeout: true,
+                handshake: Some(HandshakeFailure::Timeout),
             });
         }
     };

@@ -10,6 +10,8 @@ use mtasts_check::assess::{AssessSettings, SenderOutcome, assess};
 use mtasts_check::init::{InitRequest, propose};
 use mtasts_check::obs::*;
 use mtasts_core::Severity;
+use mtasts_core::dns::{DnsError, DnsErrorKind};
+use mtasts_core::sts::fetch::TransportProblem;
 use mtasts_core::sts::policy::Mode;
 
 const NOW: i64 = 1_790_000_000;
@@ -31,6 +33,7 @@ fn tls(host: &str, verdict: CertVerdict) -> TlsSession {
         cipher: "TLS13_AES_128_GCM_SHA256".into(),
         verdict,
         chain: vec![cert(&[host], NOW + 60 * DAY)],
+        chain_der: Vec::new(),
     }
 }
 
@@ -78,9 +81,7 @@ fn txt(s: &str) -> TxtLookup {
 fn policy(body: &str) -> PolicyFetch {
     PolicyFetch {
         url: "https://mta-sts.example.com/.well-known/mta-sts.txt".into(),
-        addresses: AddressLookup::Found {
-            addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 80))],
-        },
+        addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 80))],
         address: None,
         tls: Some(tls("mta-sts.example.com", CertVerdict::Valid)),
         status: Some(200),
@@ -151,16 +152,16 @@ fn judgement_table() {
         no_record, "RFC 8461 §3.1", |o| { o.sts_txt = TxtLookup::NxDomain { millis: 1 }; o.policy_fetch = None; }, NoPolicy, ["sts.record.none"];
         unrelated_txt_only, "RFC 8461 §3.1", |o| { o.sts_txt = txt("v=spf1 -all"); o.policy_fetch = None; }, NoPolicy, ["sts.record.none"];
         two_records, "RFC 8461 §3.1", |o| { o.sts_txt = TxtLookup::Found { records: vec![vec![b"v=STSv1; id=1;".to_vec()], vec![b"v=STSv1; id=2;".to_vec()]], millis: 1 }; }, NoPolicy, ["sts.record.multiple"];
-        record_lookup_servfail, "RFC 8461 §3.1", |o| { o.sts_txt = TxtLookup::Failed { reason: "SERVFAIL".into(), timeout: false, millis: 1 }; o.policy_fetch = None; }, NoPolicy, ["sts.record.lookup-failed"];
+        record_lookup_servfail, "RFC 8461 §3.1", |o| { o.sts_txt = TxtLookup::Failed { kind: DnsErrorKind::ServFail, reason: "SERVFAIL".into(), millis: 1 }; o.policy_fetch = None; }, NoPolicy, ["sts.record.lookup-failed"];
         split_record_joined, "RFC 8461 §3.1", |o| { o.sts_txt = TxtLookup::Found { records: vec![vec![b"v=STSv1; ".to_vec(), b"id=20250101;".to_vec()]], millis: 1 }; }, DeliverSecurely, [];
         redirect, "RFC 8461 §3.3", |o| { let p = o.policy_fetch.as_mut().unwrap(); p.status = Some(301); p.location = Some("https://elsewhere/".into()); }, DeliverAndReport, ["sts.fetch.redirect"];
         status_404, "RFC 8461 §3.3", |o| { o.policy_fetch.as_mut().unwrap().status = Some(404); }, DeliverAndReport, ["sts.fetch.status"];
         text_html, "RFC 8461 §3.2", |o| { o.policy_fetch.as_mut().unwrap().content_type = Some("text/html".into()); }, DeliverAndReport, ["sts.fetch.media-type"];
         charset_param_ok, "RFC 8461 §3.2", |o| { o.policy_fetch.as_mut().unwrap().content_type = Some("text/plain; charset=utf-8".into()); }, DeliverSecurely, [];
         body_over_64k, "RFC 8461 §3.3", |o| { let p = o.policy_fetch.as_mut().unwrap(); p.content_length = None; p.body_bytes = 65_537; }, DeliverAndReport, ["sts.fetch.body-too-large"];
-        policy_host_nxdomain, "RFC 8461 §3.3", |o| { let p = o.policy_fetch.as_mut().unwrap(); p.status = None; p.tls = None; p.failure = Some(FetchFailure { stage: FetchStage::Resolve, reason: "NXDOMAIN".into(), timeout: false, old_tls_only: false }); }, DeliverAndReport, ["sts.fetch.host-not-found"];
-        policy_host_tls10, "RFC 8461 §7.2", |o| { let p = o.policy_fetch.as_mut().unwrap(); p.status = None; p.tls = None; p.failure = Some(FetchFailure { stage: FetchStage::Handshake, reason: "alert".into(), timeout: false, old_tls_only: true }); }, DeliverAndReport, ["sts.fetch.tls-version"];
-        policy_body_timeout, "RFC 8461 §3.3", |o| { let p = o.policy_fetch.as_mut().unwrap(); p.failure = Some(FetchFailure { stage: FetchStage::Body, reason: "slow".into(), timeout: true, old_tls_only: false }); }, DeliverAndReport, ["sts.fetch.timeout"];
+        policy_host_nxdomain, "RFC 8461 §3.3", |o| { let p = o.policy_fetch.as_mut().unwrap(); p.status = None; p.tls = None; p.failure = Some(FetchFailure { stage: FetchStage::Resolve, problem: TransportProblem::Dns { error: DnsError::new(DnsErrorKind::NxDomain, "mta-sts.example.com", "") } }); }, DeliverAndReport, ["sts.fetch.host-not-found"];
+        policy_host_tls10, "RFC 8461 §7.2", |o| { let p = o.policy_fetch.as_mut().unwrap(); p.status = None; p.tls = None; p.failure = Some(FetchFailure { stage: FetchStage::Handshake, problem: TransportProblem::Handshake { failure: HandshakeFailure::VersionTooOld } }); }, DeliverAndReport, ["sts.fetch.tls-version"];
+        policy_body_timeout, "RFC 8461 §3.3", |o| { let p = o.policy_fetch.as_mut().unwrap(); p.failure = Some(FetchFailure { stage: FetchStage::Body, problem: TransportProblem::Timeout }); }, DeliverAndReport, ["sts.fetch.timeout"];
         policy_cert_expired, "RFC 8461 §3.3", |o| { o.policy_fetch.as_mut().unwrap().tls = Some(tls("mta-sts.example.com", CertVerdict::Expired { not_after: NOW - DAY })); }, DeliverAndReport, ["sts.fetch.cert-expired"];
         policy_mode_capitalised, "RFC 8461 §3.2", |o| { let b = ENFORCE.replace("enforce", "Enforce"); o.policy_fetch = Some(policy(&b)); }, DeliverAndReport, ["sts.policy.invalid-mode"];
         max_age_over_a_year, "RFC 8461 §3.2", |o| { let b = ENFORCE.replace("604800", "31557601"); o.policy_fetch = Some(policy(&b)); }, DeliverAndReport, ["sts.policy.max-age-too-large"];
@@ -175,7 +176,7 @@ fn judgement_table() {
         cert_self_signed_testing, "RFC 8461 §5", |o| { o.policy_fetch = Some(policy(TESTING)); smtp0(o).tls = Some(tls("mx1.example.com", CertVerdict::SelfSigned)); }, DeliverAndReport, ["smtp.cert-self-signed"];
         one_bad_backend, "RFC 8461 §5", |o| { let mut bad = probe("mx1.example.com", 9); bad.tls = Some(tls("mx1.example.com", CertVerdict::Expired { not_after: NOW - DAY })); o.mx_hosts[0].smtp.push(bad); }, DeliverAndReport, ["smtp.cert-expired"];
         cert_expiring_in_10_days, "RFC 8461 §4.2", |o| { smtp0(o).tls.as_mut().unwrap().chain[0].not_after = NOW + 10 * DAY; }, DeliverSecurely, ["smtp.cert-expiring-soon"];
-        mx_unreachable, "RFC 5321 §5.1", |o| { smtp0(o).failure = Some(SmtpFailure { stage: SmtpStage::Connect, reason: "refused".into(), reply: None, timeout: false }); smtp0(o).tls = None; smtp0(o).starttls_offered = None; }, Defer, ["smtp.connect-failed"];
+        mx_unreachable, "RFC 5321 §5.1", |o| { smtp0(o).failure = Some(SmtpFailure { stage: SmtpStage::Connect, reason: "refused".into(), reply: None, timeout: false, handshake: None }); smtp0(o).tls = None; smtp0(o).starttls_offered = None; }, Defer, ["smtp.connect-failed"];
         null_mx, "RFC 7505", |o| { o.mx = MxLookup::Null; o.mx_hosts.clear(); }, Bounce, [];
         mail_451, "RFC 5321 §4.2.1", |o| { smtp0(o).mail = ok(451); smtp0(o).rcpt = None; }, Defer, ["smtp.mail-rejected"];
         rcpt_550, "RFC 5321 §4.5.1", |o| { smtp0(o).rcpt = ok(550); }, Bounce, ["smtp.rcpt-rejected"];
@@ -217,7 +218,7 @@ fn severity_of_mx_problems_follows_publication() {
     let f = r
         .findings
         .iter()
-        .find(|f| f.id == "smtp.cert-self-signed")
+        .find(|f| f.code == "smtp.cert-self-signed")
         .unwrap();
     assert_eq!(f.severity, Severity::Warning);
     let mut o = good();
@@ -226,7 +227,7 @@ fn severity_of_mx_problems_follows_publication() {
     let f = r
         .findings
         .iter()
-        .find(|f| f.id == "smtp.cert-self-signed")
+        .find(|f| f.code == "smtp.cert-self-signed")
         .unwrap();
     assert_eq!(f.severity, Severity::Error);
 }
@@ -242,7 +243,7 @@ fn lenient_media_type_is_a_warning_and_the_policy_applies() {
     let f = r
         .findings
         .iter()
-        .find(|f| f.id == "sts.fetch.media-type")
+        .find(|f| f.code == "sts.fetch.media-type")
         .unwrap();
     assert_eq!(f.severity, Severity::Warning);
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use mtasts_check::catalog::{CATALOG, markdown};
+use mtasts_check::catalog::{entries, markdown};
 
 fn rows(text: &str) -> BTreeSet<String> {
     text.lines()
@@ -17,7 +17,15 @@ fn rows(text: &str) -> BTreeSet<String> {
 #[test]
 fn docs_checks_md_has_every_finding_and_no_other() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/checks.md");
-    let doc = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut doc = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // MTASTS_WRITE_DOCS=1 rewrites the tables under "# The findings" from the code.
+    if std::env::var_os("MTASTS_WRITE_DOCS").is_some() {
+        let generated = markdown();
+        let tables = &generated[generated.find("\n## `").unwrap_or(0)..];
+        let head = doc.find("# The findings\n").map_or(doc.len(), |i| i);
+        doc = format!("{}# The findings\n{tables}", &doc[..head]);
+        std::fs::write(path, &doc).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
     let generated = rows(&markdown());
     let documented = rows(&doc);
     let missing: Vec<_> = generated.difference(&documented).collect();
@@ -30,19 +38,42 @@ fn docs_checks_md_has_every_finding_and_no_other() {
 }
 
 #[test]
-fn ids_are_unique_and_dotted_kebab_case() {
+fn codes_are_dotted_kebab_case_and_each_row_is_documented() {
     let mut seen = BTreeSet::new();
-    for c in CATALOG {
-        assert!(seen.insert(c.id), "duplicate id {}", c.id);
+    for e in entries() {
         assert!(
-            c.id.split('.').count() >= 2
-                && c.id.chars().all(|ch| ch.is_ascii_lowercase()
+            seen.insert((e.code, e.severity)),
+            "{} listed twice at {}",
+            e.code,
+            e.severity
+        );
+        assert!(
+            e.code.split('.').count() >= 2
+                && e.code.chars().all(|ch| ch.is_ascii_lowercase()
                     || ch.is_ascii_digit()
                     || ch == '.'
                     || ch == '-'),
-            "bad id {}",
-            c.id
+            "bad code {}",
+            e.code
         );
-        assert!(!c.explanation.is_empty() && !c.fix.is_empty() && !c.rule.is_empty());
+        assert!(!e.meaning.is_empty() && !e.hint.is_empty(), "{}", e.code);
+    }
+}
+
+/// A code whose severity depends on the situation says in which situation each applies.
+#[test]
+fn a_code_with_several_severities_names_their_contexts() {
+    let all = entries();
+    for e in &all {
+        let same: Vec<_> = all.iter().filter(|x| x.code == e.code).collect();
+        if same.len() > 1 {
+            let contexts = same.iter().filter(|x| x.context.is_some()).count();
+            assert!(
+                contexts + 1 >= same.len(),
+                "{}: {} severities but only {contexts} with a context",
+                e.code,
+                same.len()
+            );
+        }
     }
 }

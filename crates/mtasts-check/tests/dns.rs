@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use hickory_resolver::proto::rr::RecordType;
-use mtasts_check::dns::Dns;
+use mtasts_check::dns as probe;
 use mtasts_check::obs::{AddressLookup, MxLookup};
 use mtasts_lab::{Scenario, World, WorldOptions};
+use mtasts_net::dns::{Dns, DnsLookup, DnsSettings, QueryType};
 
 const WORLD: &str = r#"
 [domains."signed.test"]
@@ -30,27 +30,35 @@ mx = ["0 ."]
 async fn ad_flag_query_and_mx_forms() {
     let scenario = Scenario::from_toml_str(WORLD, "<test>").unwrap();
     let w = World::start(&scenario, WorldOptions::default()).unwrap();
-    let dns = Dns::new(Some(w.dns_addr()), Duration::from_secs(3)).unwrap();
-    assert!(dns.authenticated("signed.test", RecordType::MX).await);
-    assert!(!dns.authenticated("plain.test", RecordType::MX).await);
+    let settings = |server, timeout| DnsSettings {
+        servers: vec![server],
+        timeout,
+        attempts: 2,
+    };
+    let dns = Dns::new(&settings(w.dns_addr(), Duration::from_secs(3))).unwrap();
+    assert!(dns.authenticated("signed.test", QueryType::Mx).await);
+    assert!(!dns.authenticated("plain.test", QueryType::Mx).await);
     // No server answering: false after the timeout, never an error.
-    let silent = Dns::new(
-        Some("127.0.0.1:9".parse().unwrap()),
+    let silent = Dns::new(&settings(
+        "127.0.0.1:9".parse().unwrap(),
         Duration::from_millis(300),
-    )
+    ))
     .unwrap();
-    assert!(!silent.authenticated("signed.test", RecordType::MX).await);
+    assert!(!silent.authenticated("signed.test", QueryType::Mx).await);
 
-    assert!(matches!(dns.mx("nullmx.test").await.0, MxLookup::Null));
     assert!(matches!(
-        dns.mx("plain.test").await.0,
+        probe::mx(&dns, "nullmx.test").await.0,
+        MxLookup::Null
+    ));
+    assert!(matches!(
+        probe::mx(&dns, "plain.test").await.0,
         MxLookup::Found { records } if records == vec![(10, "mx1.plain.test".to_owned())]
     ));
     assert!(matches!(
-        dns.mx("nonexistent.test").await.0,
+        probe::mx(&dns, "nonexistent.test").await.0,
         MxLookup::NxDomain
     ));
-    let (a, cname) = dns.addresses("mx1.plain.test").await;
+    let (a, cname) = probe::addresses(&dns, "mx1.plain.test").await;
     assert!(matches!(a, AddressLookup::Found { .. }));
     assert_eq!(cname, None);
     w.shutdown();

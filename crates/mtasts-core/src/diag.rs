@@ -79,14 +79,34 @@ pub trait Diagnostic: fmt::Display {
     fn hint(&self) -> String;
 }
 
-/// A rendered, self-contained finding: what front ends print and serialise.
+/// A diagnostic kind listed in the finding catalogue (`docs/checks.md`), which is generated
+/// from these examples so that what is documented is what is emitted.
+pub trait Catalogue: Diagnostic + Sized {
+    /// One value of each variant, with example data (`example.com`), and one more for each
+    /// other severity a variant can take.
+    fn examples() -> Vec<Self>;
+    /// What the finding means, in one line, independent of the example's data.
+    fn meaning(&self) -> &'static str;
+    /// When this example's severity applies, where a code's severity depends on the
+    /// situation (e.g. "before MTA-STS is published"); `None` when it always applies.
+    fn context(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// A rendered, self-contained finding: what front ends print and serialise, the same object
+/// in every command's output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Stable identifier (see [`Diagnostic::code`]).
     pub code: &'static str,
     /// Severity.
     pub severity: Severity,
-    /// Where.
+    /// What the finding is about when the input has several parts (a DNS name, the policy
+    /// URL, an MX address); `None` when the input is one file or record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Where in that subject.
     pub location: Location,
     /// What is wrong, in one line.
     pub message: String,
@@ -102,11 +122,18 @@ impl Finding {
         Finding {
             code: d.code(),
             severity: d.severity(),
+            subject: None,
             location: d.location(),
             message: d.to_string(),
             hint: d.hint(),
             rfc: d.rfc(),
         }
+    }
+
+    /// The same finding, about `subject`.
+    pub fn about(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
     }
 }
 

@@ -12,13 +12,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod catalogue;
+pub mod dane;
 pub mod diag;
+pub mod dns;
 pub mod domain;
 pub mod rfc;
-pub mod socketmap;
+pub mod rrset;
 pub mod sts;
+pub mod text;
+pub mod tls;
 pub mod tlsrpt;
 pub(crate) mod txt;
 
-pub use diag::{Diagnostic, Finding, Location, Severity};
+pub use diag::{Catalogue, Diagnostic, Finding, Location, Severity};
 pub use rfc::RfcRef;

@@ -22,18 +22,31 @@ impl RfcRef {
         Self { rfc: 8460, section }
     }
 
+    /// Any RFC; an empty `section` means the RFC as a whole.
+    pub const fn new(rfc: u16, section: &'static str) -> Self {
+        Self { rfc, section }
+    }
+
     /// The RFC editor's URL of the section.
     pub fn url(&self) -> String {
-        format!(
-            "https://www.rfc-editor.org/rfc/rfc{}#section-{}",
-            self.rfc, self.section
-        )
+        if self.section.is_empty() {
+            format!("https://www.rfc-editor.org/rfc/rfc{}", self.rfc)
+        } else {
+            format!(
+                "https://www.rfc-editor.org/rfc/rfc{}#section-{}",
+                self.rfc, self.section
+            )
+        }
     }
 }
 
 impl fmt::Display for RfcRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RFC {} §{}", self.rfc, self.section)
+        if self.section.is_empty() {
+            write!(f, "RFC {}", self.rfc)
+        } else {
+            write!(f, "RFC {} §{}", self.rfc, self.section)
+        }
     }
 }
 

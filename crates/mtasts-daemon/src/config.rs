@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mtasts_core::socketmap::{DEFAULT_MAX_REQUEST, POSTFIX_MAX_REPLY, ZoneOptions};
+use mtasts_postfix::socketmap::{DEFAULT_MAX_REQUEST, POSTFIX_MAX_REPLY, ZoneOptions};
 use mtasts_resolver::ResolverConfig;
 use serde::Deserialize;
 

@@ -4,7 +4,7 @@
 //! `smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix`, which TLS policy applies to
 //! a next-hop domain, and it answers from the RFC 8461 MTA-STS policy cache of
 //! [`mtasts_resolver`]: `OK secure match=...` for a policy in force, `NOTFOUND ` otherwise.
-//! The protocol itself is sans-IO in [`mtasts_core::socketmap`].
+//! The protocol itself is sans-IO in [`mtasts_postfix::socketmap`].
 //!
 //! - [`Config`]: the TOML configuration file.
 //! - [`Daemon`]: listeners (TCP and Unix sockets), connections, reload and graceful shutdown.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use mtasts_core::socketmap::{
+use mtasts_postfix::socketmap::{
     Decoder, LookupKey, Reply, Request, Trimmed, ZoneOptions, classify_key, policy_reply,
     transient_reply,
 };
@@ -838,7 +838,7 @@ async fn answer(shared: Arc<Shared>, payload: Vec<u8>) -> Vec<u8> {
         elapsed_ms = elapsed.as_secs_f64() * 1000.0,
         "answered"
     );
-    mtasts_core::socketmap::encode(payload.as_bytes())
+    mtasts_postfix::socketmap::encode(payload.as_bytes())
 }
 
 fn source_name(res: &Resolution) -> &'static str {

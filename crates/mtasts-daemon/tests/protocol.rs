@@ -111,7 +111,7 @@ async fn pipelining_ten_requests_in_one_write_answered_in_order() {
     ];
     let mut bytes = Vec::new();
     for (map, key, _) in cases {
-        mtasts_core::socketmap::encode_into(&mut bytes, format!("{map} {key}").as_bytes());
+        mtasts_postfix::socketmap::encode_into(&mut bytes, format!("{map} {key}").as_bytes());
     }
     let mut c = h.client().await;
     c.send_raw(&bytes).await;
@@ -127,7 +127,7 @@ async fn pipelining_ten_requests_in_one_write_answered_in_order() {
 async fn request_split_byte_by_byte() {
     let h = harness(|_| {}).await;
     let mut c = h.client().await;
-    for b in mtasts_core::socketmap::encode(b"postfix good.test") {
+    for b in mtasts_postfix::socketmap::encode(b"postfix good.test") {
         c.send_raw(&[b]).await;
     }
     assert_eq!(c.reply().await.as_deref(), Some(OK_GOOD));
@@ -210,7 +210,7 @@ async fn request_of_exactly_max_request_is_answered() {
     let key = "a".repeat(64 - "postfix ".len());
     let mut c = h.client().await;
     assert_eq!(c.request("postfix", &key).await, "NOTFOUND ");
-    c.send_raw(&mtasts_core::socketmap::encode(&[b'a'; 65]))
+    c.send_raw(&mtasts_postfix::socketmap::encode(&[b'a'; 65]))
         .await;
     assert!(c.closed_without_reply().await);
 }

@@ -35,24 +35,7 @@ fn recv(sock: &UnixDatagram) -> String {
 }
 
 fn ask(socket: &Path, payload: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(socket)
-        .unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.write_all(&mtasts_core::socketmap::encode(payload.as_bytes()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut d = mtasts_core::socketmap::Decoder::new(1 << 20);
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Ok(Some(f)) = d.next_frame() {
-            return Some(String::from_utf8_lossy(&f).into_owned());
-        }
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => d.feed(&buf[..n]),
-        }
-    }
+    mtasts_test_support::socketmap::ask_unix(socket, payload, Duration::from_secs(60))
 }
 
 #[test]

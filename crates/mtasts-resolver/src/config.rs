@@ -53,6 +53,15 @@ impl DnsConfig {
     pub fn timeout(&self) -> Duration {
         secs(self.timeout)
     }
+
+    /// As the DNS edge takes them.
+    pub fn settings(&self) -> mtasts_net::DnsSettings {
+        mtasts_net::DnsSettings {
+            servers: self.servers.clone(),
+            timeout: self.timeout(),
+            attempts: self.attempts,
+        }
+    }
 }
 
 /// HTTPS policy fetch settings (RFC 8461 §3.3).

@@ -17,7 +17,10 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::config::ResolverConfig;
-use crate::dns::{DiscoveryReport, Dns};
+use mtasts_net::dns::{Dns, DnsLookup, DnsSetupError};
+use mtasts_net::tls::RootsError;
+
+use crate::dns::{DiscoveryReport, discover};
 use crate::fetch::{FetchReport, Fetcher};
 use crate::resolution::{Outcome, Resolution, Source};
 use crate::store::{self, Store, StoreError};
@@ -41,10 +44,10 @@ pub fn system_clock() -> Clock {
 pub enum ResolverError {
     /// DNS client setup.
     #[error(transparent)]
-    Dns(#[from] crate::dns::DnsSetupError),
+    Dns(#[from] DnsSetupError),
     /// HTTPS client setup.
     #[error(transparent)]
-    Fetch(#[from] crate::fetch::FetchSetupError),
+    Fetch(#[from] RootsError),
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -94,7 +97,7 @@ struct Inner {
     shards: Vec<RwLock<HashMap<String, Arc<CacheEntry>>>>,
     len: AtomicUsize,
     inflight: Mutex<HashMap<String, watch::Receiver<Option<Arc<CacheEntry>>>>>,
-    dns: Dns,
+    dns: Arc<dyn DnsLookup>,
     fetcher: Fetcher,
     store: Arc<dyn Store>,
     clock: Clock,
@@ -130,8 +133,19 @@ impl Resolver {
         store: Arc<dyn Store>,
         clock: Clock,
     ) -> Result<Resolver, ResolverError> {
-        let dns = Dns::new(&config.dns)?;
-        let fetcher = Fetcher::new(&config.fetch, dns.clone())?;
+        let dns = Dns::new(&config.dns.settings())?.shared();
+        Self::with_dns(config, store, clock, dns).await
+    }
+
+    /// Builds a resolver over a given store, clock and DNS client (for tests without
+    /// sockets, [`mtasts_net::StaticDns`]).
+    pub async fn with_dns(
+        config: &ResolverConfig,
+        store: Arc<dyn Store>,
+        clock: Clock,
+        dns: Arc<dyn DnsLookup>,
+    ) -> Result<Resolver, ResolverError> {
+        let fetcher = Fetcher::new(&config.fetch)?;
         let inner = Inner {
             cfg: config.cache,
             capacity: config.memory.capacity.max(1),
@@ -428,7 +442,7 @@ impl Resolver {
             .counters
             .dns_lookups
             .fetch_add(1, Ordering::Relaxed);
-        let report = self.inner.dns.discover(domain).await;
+        let report = discover(self.inner.dns.as_ref(), domain).await;
         if matches!(
             report.discovery,
             mtasts_core::sts::cache::Discovery::Transient { .. }
@@ -441,19 +455,23 @@ impl Resolver {
         let now = self.now();
         let (mut entry, next) =
             on_discovery(current, now, report.discovery.clone(), &cfg, self.jitter());
-        tracing::debug!(domain, discovery = ?report.discovery, "discovered");
+        tracing::debug!(domain, discovery = %report.discovery, "discovered");
         if let Some(t) = trace.as_deref_mut() {
             t.discovery = Some(report);
         }
         if let Next::Fetch { id } = next {
             self.inner.counters.fetches.fetch_add(1, Ordering::Relaxed);
-            let (outcome, fetch_report) = self.inner.fetcher.fetch(domain).await;
-            if let FetchOutcome::Failed { reason } = &outcome {
+            let (outcome, fetch_report) = self
+                .inner
+                .fetcher
+                .fetch(self.inner.dns.as_ref(), domain)
+                .await;
+            if let FetchOutcome::Failed { error } = &outcome {
                 self.inner
                     .counters
                     .fetch_failures
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(domain, id, reason, "policy fetch failed");
+                tracing::info!(domain, id, reason = %error, "policy fetch failed");
             }
             if let Some(t) = trace {
                 t.fetch = Some(fetch_report);

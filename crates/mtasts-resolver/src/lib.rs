@@ -12,6 +12,7 @@ pub use config::{DnsConfig, FetchConfig, MemoryConfig, ResolverConfig};
 pub mod dns;
 pub mod engine;
 pub mod fetch;
+pub mod render;
 pub mod resolution;
 
 pub use engine::{Clock, Resolver, ResolverError, Trace, normalize, system_clock};

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use mtasts_core::sts::apply::Enforcement;
 use mtasts_core::sts::cache::{CacheEntry, CachedPolicy};
 use mtasts_core::sts::policy::Mode;
 use serde::Serialize;
@@ -51,7 +52,8 @@ impl Outcome {
 
     /// The policy to enforce or test: present and not in mode `none` (§5).
     pub fn applicable(&self) -> Option<&CachedPolicy> {
-        self.policy().filter(|p| p.policy.mode != Mode::None)
+        self.policy()
+            .filter(|p| p.policy.mode.enforcement() != Enforcement::Ignore)
     }
 
     /// A short name for logs and metrics.

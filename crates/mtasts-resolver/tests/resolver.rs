@@ -1,9 +1,6 @@
 //! The resolver against the lab: real DNS, real HTTPS with the lab's CA, a controllable clock.
 //! Each test starts its own world, so mutations never leak between tests.
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -541,7 +538,7 @@ async fn sqlite_cache_survives_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_shares_one_redis_cache() {
-    let Some(redis) = redis_server::RedisServer::start() else {
+    let Some(redis) = mtasts_test_support::redis::RedisServer::start() else {
         return;
     };
     let lab = lab();

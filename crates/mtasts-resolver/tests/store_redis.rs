@@ -1,15 +1,12 @@
 //! The Redis store against a real `redis-server` started for each test.
 #![allow(missing_docs)]
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mtasts_core::sts::cache::{CacheEntry, CachedPolicy, FailedFetch, Negative, NegativeKind};
 use mtasts_core::sts::policy::Policy;
 use mtasts_resolver::store::{RedisStore, Store, StoreError};
-use redis_server::RedisServer;
+use mtasts_test_support::redis::RedisServer;
 
 const PREFIX: &str = "mtasts:sts:";
 

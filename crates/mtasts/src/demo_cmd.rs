@@ -1,18 +1,14 @@
 //! `mtasts demo`: the lab's zoo — every kind of MTA-STS deployment and mistake, one domain
 //! each — started in process on loopback, and `mtasts check` run over all of it. Offline.
+//!
+//! The lab (a DNS server, HTTPS and SMTP hosts, a test CA, OpenSSL for old TLS versions) is a
+//! test tool and does not ship in the program users install: the demo is built only with the
+//! `demo` feature, which the README's command enables
+//! (`cargo run --release -p mtasts --features demo -- demo`).
 
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::io::Write;
 
 use clap::Args;
-use mtasts_check::{CheckConfig, Checker};
-use mtasts_core::Severity;
-use mtasts_lab::{Scenario, World, WorldOptions};
-
-use crate::check_cmd::{Style, Summary, now, run_all, runtime, write_human};
-
-/// The zoo, built into the binary so the demo works from any directory.
-const ZOO: &str = include_str!("../../../lab/scenarios/zoo.toml");
 
 #[derive(Args, Debug)]
 pub(crate) struct DemoArgs {
@@ -27,7 +23,32 @@ pub(crate) struct DemoArgs {
     pub json: bool,
 }
 
+#[cfg(not(feature = "demo"))]
+pub(crate) fn demo(_: DemoArgs, _: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let _ = writeln!(
+        err,
+        "mtasts demo: this build has no demo (the lab is a test tool and is not built into the \
+         installed program); run it from a source checkout with \
+         `cargo run --release -p mtasts --features demo -- demo`"
+    );
+    crate::EXIT_TROUBLE
+}
+
+#[cfg(feature = "demo")]
 pub(crate) fn demo(a: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    use std::io::IsTerminal;
+    use std::time::Duration;
+
+    use mtasts_check::bulk::{Checked, InputItem, Summary, run_all};
+    use mtasts_check::render::{Style, write_report, write_short, write_table};
+    use mtasts_check::{CheckConfig, Checker};
+    use mtasts_lab::{Scenario, World, WorldOptions};
+
+    use crate::check_cmd::{now, runtime};
+
+    /// The zoo, built into the binary so the demo works from any directory.
+    const ZOO: &str = include_str!("../../../lab/scenarios/zoo.toml");
+
     let scenario = match Scenario::from_toml_str(ZOO, "zoo.toml") {
         Ok(s) => s,
         Err(e) => {
@@ -35,6 +56,17 @@ pub(crate) fn demo(a: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             return crate::EXIT_TROUBLE;
         }
     };
+    if let Some(unknown) = a
+        .domains
+        .iter()
+        .find(|d| !scenario.domains.contains_key(d.as_str()))
+    {
+        let _ = writeln!(
+            err,
+            "mtasts demo: {unknown} is not in the zoo (lab/scenarios/zoo.toml); `mtasts demo` alone lists them all"
+        );
+        return crate::EXIT_TROUBLE;
+    }
     let world = match World::start(&scenario, WorldOptions::default()) {
         Ok(w) => w,
         Err(e) => {
@@ -81,61 +113,44 @@ pub(crate) fn demo(a: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
     let style = Style::detect(std::io::stdout().is_terminal());
     let now = now();
     let mut summary = Summary::default();
-    let source = Box::new(
-        domains
-            .into_iter()
-            .map(|d| ("zoo".to_owned(), Ok(d)))
-            .collect::<Vec<_>>()
-            .into_iter(),
-    );
-    rt.block_on(run_all(&checker, source, 128, now, |_, _, result| {
+    let source = domains
+        .into_iter()
+        .map(|domain| InputItem::Domain {
+            place: "zoo".into(),
+            domain,
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
+    rt.block_on(run_all(&checker, source, 128, now, |_, result| {
+        summary.add(&result);
         let r = match result {
-            Ok(r) => r,
-            Err(e) => {
+            Checked::Report(r) => r,
+            Checked::BadInput(e) | Checked::InputEnded(e) => {
                 let _ = writeln!(err, "mtasts demo: {e}");
-                summary.invalid_input += 1;
                 return;
             }
         };
-        summary.add(&r);
         if a.json {
             let _ = serde_json::to_writer(&mut *out, &r);
             let _ = writeln!(out);
         } else if a.full {
-            let _ = write_human(out, &r, style, now);
+            let _ = write_report(out, &r, style, now);
         } else {
             let comment = scenario
                 .domains
                 .get(&r.domain)
                 .map(|s| s.comment.as_str())
                 .unwrap_or("");
-            let _ = writeln!(
-                out,
-                "{}  {}\n  {}\n  verdict  {}",
-                style.bold(&r.domain),
-                r.verdict.outcome.as_str(),
-                comment,
-                r.verdict.summary
-            );
-            for f in r.findings.iter().filter(|f| f.severity > Severity::Info) {
-                let _ = writeln!(
-                    out,
-                    "  {:<7}  {}  {}",
-                    f.severity.to_string(),
-                    f.id,
-                    f.message
-                );
-            }
-            let _ = writeln!(out);
+            let _ = write_short(out, &r, comment, style);
         }
     }));
     if !a.json {
         if summary.domains > 1 {
-            let _ = summary.write_table(out);
+            let _ = write_table(out, &summary);
         }
         let _ = writeln!(
             out,
-            "\nEvery finding id is explained in docs/checks.md; `mtasts demo --full DOMAIN` shows a \
+            "\nEvery finding code is explained in docs/checks.md; `mtasts demo --full DOMAIN` shows a \
              complete report, `mtasts check DOMAIN` checks a real one."
         );
     }

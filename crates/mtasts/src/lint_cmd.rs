@@ -2,10 +2,10 @@
 
 use crate::output::{exit_for, tally, write_finding};
 use crate::{EXIT_OK, EXIT_TROUBLE};
+use mtasts_core::rrset::{LintedRecord, lint_rrset};
 use mtasts_core::sts::fetch::{self, FetchLimits};
 use mtasts_core::sts::policy::{self, CoverageFinding, Policy};
-use mtasts_core::sts::record::{self as sts_record, StsRecord};
-use mtasts_core::tlsrpt::record::{self as rpt_record, ReportUri, TlsRptRecord};
+use mtasts_core::tlsrpt::record::ReportUri;
 use mtasts_core::{Finding, Location, Severity};
 use serde_json::json;
 use std::io::{Read, Write};
@@ -72,14 +72,7 @@ pub(crate) fn lint_policy(
         _ => Vec::new(),
     };
     if lint.policy.is_none() && !mx.is_empty() {
-        findings.push(Finding {
-            code: "sts.coverage.not-checked",
-            severity: Severity::Info,
-            location: Location::Whole,
-            message: "mx coverage not checked: the policy is invalid".into(),
-            hint: "fix the errors above, then run again with --mx".into(),
-            rfc: mtasts_core::RfcRef::sts("4.1"),
-        });
+        findings.push(Finding::from_diagnostic(&CoverageFinding::NotChecked));
     }
     let coverage_findings: Vec<Finding> = coverage.iter().map(Finding::from_diagnostic).collect();
     let mut all = findings.clone();
@@ -212,101 +205,47 @@ pub(crate) fn lint_record(
     err: &mut dyn Write,
 ) -> u8 {
     let rrset: Vec<Vec<Vec<u8>>> = args.iter().map(|a| txt_strings(a)).collect();
-    let joined: Vec<Vec<u8>> = rrset.iter().map(|r| r.concat()).collect();
-    let mut findings: Vec<(Option<usize>, Finding)> = Vec::new();
+    // One RRset rule for owners and senders (RFC 8461 §3.1, RFC 8460 §3), in the core.
+    let lint = lint_rrset(&rrset);
+    let findings = lint.findings.clone();
     let mut records = Vec::new();
     let mut human = Vec::new();
-
-    let sts_count = joined
-        .iter()
-        .filter(|t| sts_record::is_sts_record(t))
-        .count();
-    let rpt_count = joined
-        .iter()
-        .filter(|t| rpt_record::is_tlsrpt_record(t))
-        .count();
-
-    for (i, t) in joined.iter().enumerate() {
-        let text = String::from_utf8_lossy(t).to_string();
-        if sts_record::is_sts_record(t) {
-            match StsRecord::parse_with_warnings(t) {
-                Ok((r, warnings)) => {
-                    for w in &warnings {
-                        findings.push((Some(i), Finding::from_diagnostic(w)));
-                    }
-                    human.push(format!(
-                        "record #{}: valid MTA-STS record, id {}",
-                        i + 1,
-                        r.id
-                    ));
-                    records.push(
-                        json!({"index": i, "kind": "sts", "text": text, "valid": true,
-                        "id": r.id, "canonical": r.to_string()}),
-                    );
-                }
-                Err(e) => {
-                    findings.push((Some(i), Finding::from_diagnostic(&e)));
-                    records.push(json!({"index": i, "kind": "sts", "text": text, "valid": false}));
-                }
+    for (i, (text, linted)) in lint.records.iter().enumerate() {
+        let text = String::from_utf8_lossy(text).to_string();
+        match linted {
+            LintedRecord::Sts(Ok(r)) => {
+                human.push(format!(
+                    "record #{}: valid MTA-STS record, id {}",
+                    i + 1,
+                    r.id
+                ));
+                records.push(
+                    json!({"index": i, "kind": "sts", "text": text, "valid": true,
+                    "id": r.id, "canonical": r.to_string()}),
+                );
             }
-        } else if rpt_record::is_tlsrpt_record(t) {
-            match TlsRptRecord::parse_with_warnings(t) {
-                Ok((r, warnings)) => {
-                    for w in &warnings {
-                        findings.push((Some(i), Finding::from_diagnostic(w)));
-                    }
-                    let rua: Vec<&str> = r.rua.iter().map(ReportUri::as_str).collect();
-                    human.push(format!(
-                        "record #{}: valid TLS-RPT record, reports to {}",
-                        i + 1,
-                        rua.join(", ")
-                    ));
-                    records.push(
-                        json!({"index": i, "kind": "tlsrpt", "text": text, "valid": true,
-                        "rua": rua, "canonical": r.to_string()}),
-                    );
-                }
-                Err(e) => {
-                    findings.push((Some(i), Finding::from_diagnostic(&e)));
-                    records
-                        .push(json!({"index": i, "kind": "tlsrpt", "text": text, "valid": false}));
-                }
+            LintedRecord::Sts(Err(_)) => {
+                records.push(json!({"index": i, "kind": "sts", "text": text, "valid": false}));
             }
-        } else {
-            let lower = text.to_ascii_lowercase();
-            let hint = if lower.starts_with("v=stsv1") || lower.starts_with("v=tlsrptv1") {
-                "the version tag is case-sensitive: \"v=STSv1\" or \"v=TLSRPTv1\"".to_string()
-            } else {
-                "senders discard it; remove it if it was meant as an MTA-STS or TLS-RPT record"
-                    .to_string()
-            };
-            findings.push((
-                Some(i),
-                Finding {
-                    code: "record.discarded",
-                    severity: Severity::Warning,
-                    location: Location::Record { index: i },
-                    message: "neither a v=STSv1 nor a v=TLSRPTv1 record: discarded".into(),
-                    hint,
-                    rfc: mtasts_core::RfcRef::sts("3.1"),
-                },
-            ));
-            records.push(json!({"index": i, "kind": "other", "text": text, "valid": false}));
+            LintedRecord::TlsRpt(Ok(r)) => {
+                let rua: Vec<&str> = r.rua.iter().map(ReportUri::as_str).collect();
+                human.push(format!(
+                    "record #{}: valid TLS-RPT record, reports to {}",
+                    i + 1,
+                    rua.join(", ")
+                ));
+                records.push(
+                    json!({"index": i, "kind": "tlsrpt", "text": text, "valid": true,
+                    "rua": rua, "canonical": r.to_string()}),
+                );
+            }
+            LintedRecord::TlsRpt(Err(_)) => {
+                records.push(json!({"index": i, "kind": "tlsrpt", "text": text, "valid": false}));
+            }
+            LintedRecord::Discarded => {
+                records.push(json!({"index": i, "kind": "other", "text": text, "valid": false}));
+            }
         }
-    }
-    if sts_count > 1 {
-        let e = sts_record::SelectError::MultipleRecords { count: sts_count };
-        findings.push((None, Finding::from_diagnostic(&e)));
-    }
-    if rpt_count > 1 {
-        let e = rpt_record::SelectError::MultipleRecords { count: rpt_count };
-        findings.push((None, Finding::from_diagnostic(&e)));
-    }
-    if sts_count == 0 && rpt_count == 0 {
-        findings.push((
-            None,
-            Finding::from_diagnostic(&sts_record::SelectError::NoRecord),
-        ));
     }
     let flat: Vec<Finding> = findings.iter().map(|(_, f)| f.clone()).collect();
     let code = exit_for(&flat);

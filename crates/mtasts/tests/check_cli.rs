@@ -1,63 +1,31 @@
 //! `mtasts check`, `init` and `demo` through the real binary against the lab's zoo: output
 //! formats, the input file, exit codes by worst severity, and the files `init` writes.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use mtasts_lab::{Scenario, World, WorldOptions};
+use mtasts_lab::{World, WorldOptions};
 use serde_json::Value;
 
 fn zoo() -> World {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/scenarios/zoo.toml");
-    let scenario = Scenario::from_file(&path).expect("zoo scenario");
-    World::start(&scenario, WorldOptions::default()).expect("world")
+    World::start(
+        &mtasts_test_support::scenario("zoo.toml"),
+        WorldOptions::default(),
+    )
+    .expect("world")
 }
 
 fn lab_args(w: &World) -> Vec<String> {
-    vec![
-        "--dns".into(),
-        w.dns_addr().to_string(),
-        "--https-port".into(),
-        w.https_port().to_string(),
-        "--smtp-port".into(),
-        w.smtp_port().to_string(),
-        "--ca-file".into(),
-        w.ca_pem_path().to_str().expect("utf-8").to_owned(),
-        "--fetch-timeout".into(),
-        "5".into(),
-    ]
+    let mut flags = mtasts_test_support::lab_flags(w);
+    flags.extend(["--fetch-timeout".into(), "5".into()]);
+    flags
 }
 
 fn mtasts(args: &[&str], extra: &[String], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
-        .args(args)
-        .args(extra)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mtasts");
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    } else {
-        drop(child.stdin.take());
-    }
-    child.wait_with_output().expect("wait")
+    mtasts_test_support::run(env!("CARGO_BIN_EXE_mtasts"), args, extra, stdin)
 }
 
 fn out(o: &Output) -> String {
-    format!(
-        "{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    mtasts_test_support::output_text(o)
 }
 
 #[test]
@@ -161,12 +129,12 @@ fn init_writes_a_policy_that_then_checks_clean() {
     let zone = std::fs::read_to_string(dir.path().join("zone.txt")).expect("zone");
     assert!(zone.contains("_mta-sts.mx-wildcard-cert.test. 3600 IN TXT \"v=STSv1; id="));
     // The generated policy passes our own linter against the MX.
-    let lint = Command::new(env!("CARGO_BIN_EXE_mtasts"))
-        .args(["lint", "policy"])
-        .arg(dir.path().join(".well-known/mta-sts.txt"))
-        .args(["--mx", "mx1.mx-wildcard-cert.test"])
-        .output()
-        .expect("lint");
+    let file = dir.path().join(".well-known/mta-sts.txt");
+    let lint = mtasts(
+        &["lint", "policy", file.to_str().expect("utf-8")],
+        &["--mx".into(), "mx1.mx-wildcard-cert.test".into()],
+        None,
+    );
     assert_eq!(lint.status.code(), Some(0), "{}", out(&lint));
 
     // An MX whose certificate does not name it: covered, with a warning, exit 3.

@@ -2,35 +2,20 @@
 //! a regression test for the CLI holding the stderr lock for the whole command, which froze
 //! the daemon at its first log line from a worker.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mtasts_lab::{Scenario, World, WorldOptions};
+use mtasts_lab::{World, WorldOptions};
 
 fn ask(socket: &Path, payload: &str) -> Option<String> {
-    let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    s.write_all(&mtasts_core::socketmap::encode(payload.as_bytes()))
-        .ok()?;
-    let mut d = mtasts_core::socketmap::Decoder::new(1 << 20);
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Ok(Some(f)) = d.next_frame() {
-            return Some(String::from_utf8_lossy(&f).into_owned());
-        }
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => d.feed(&buf[..n]),
-        }
-    }
+    mtasts_test_support::socketmap::ask_unix(socket, payload, Duration::from_secs(20))
 }
 
 #[test]
 fn daemon_answers_while_logging_at_debug_level() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/scenarios/minimal.toml");
-    let scenario = Scenario::from_file(&path).expect("minimal scenario");
+    let scenario = mtasts_test_support::scenario("minimal.toml");
     let w = World::start(&scenario, WorldOptions::default()).expect("world");
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("s.sock");

@@ -11,10 +11,7 @@ fn data(name: &str) -> PathBuf {
 }
 
 fn mtasts(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mtasts"))
-        .args(args)
-        .output()
-        .expect("run mtasts")
+    mtasts_test_support::run(env!("CARGO_BIN_EXE_mtasts"), args, &[], None)
 }
 
 fn stdout(o: &Output) -> String {

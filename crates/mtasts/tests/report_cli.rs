@@ -16,10 +16,7 @@ fn corpus(name: &str) -> String {
 }
 
 fn mtasts(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mtasts"))
-        .args(args)
-        .output()
-        .expect("run mtasts")
+    mtasts_test_support::run(env!("CARGO_BIN_EXE_mtasts"), args, &[], None)
 }
 
 fn stdout(o: &Output) -> String {

@@ -1,16 +1,17 @@
 //! `mtasts resolve` through the real binary against the lab's minimal world: the decision,
 //! the reasons, the JSON shape, the cache option and the exit codes.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
-use mtasts_lab::{Scenario, World, WorldOptions};
+use mtasts_lab::{World, WorldOptions};
 use serde_json::Value;
 
 fn world() -> World {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/scenarios/minimal.toml");
-    let scenario = Scenario::from_file(&path).expect("minimal scenario");
-    World::start(&scenario, WorldOptions::default()).expect("world")
+    World::start(
+        &mtasts_test_support::scenario("minimal.toml"),
+        WorldOptions::default(),
+    )
+    .expect("world")
 }
 
 fn resolve(w: &World, extra: &[&str]) -> Output {

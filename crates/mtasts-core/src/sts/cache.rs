@@ -20,7 +20,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sts::policy::{Mode, Policy};
+use crate::dns::DnsError;
+use crate::sts::apply::Enforcement;
+use crate::sts::fetch::PolicyFetchError;
+use crate::sts::policy::Policy;
+use crate::sts::record::{SelectError, select_sts_record};
 
 /// Seconds since the Unix epoch.
 pub type UnixSeconds = u64;
@@ -190,7 +194,9 @@ impl Answer<'_> {
     /// behaves as if there were no policy).
     pub fn applicable_policy(&self) -> Option<&Policy> {
         match self {
-            Answer::Policy { cached, .. } if cached.policy.mode != Mode::None => {
+            Answer::Policy { cached, .. }
+                if cached.policy.mode.enforcement() != Enforcement::Ignore =>
+            {
                 Some(&cached.policy)
             }
             _ => None,
@@ -224,17 +230,77 @@ pub enum Discovery {
         /// The record's `id`.
         id: String,
     },
-    /// NXDOMAIN, NODATA, no `v=STSv1` record, several, or an invalid one: no policy is
-    /// announced.
+    /// No policy is announced.
     NoRecord {
-        /// Which of those.
-        reason: String,
+        /// Why.
+        reason: NoRecord,
     },
     /// SERVFAIL, timeout, or another failure that says nothing about the record.
     Transient {
-        /// What failed.
-        reason: String,
+        /// The lookup's error.
+        error: DnsError,
     },
+}
+
+/// Why a TXT lookup announces no policy (§3.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NoRecord {
+    /// NXDOMAIN or NODATA at `_mta-sts.<domain>`.
+    Absent(DnsError),
+    /// Records came back, but the RRset rule found none valid: no `v=STSv1` record, several,
+    /// or an invalid one.
+    Select(SelectError),
+}
+
+impl std::fmt::Display for NoRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoRecord::Absent(e) => e.fmt(f),
+            NoRecord::Select(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Discovery {
+    /// §3.1 over the lookup's outcome: the RRset rule on records, "no record" for NXDOMAIN and
+    /// NODATA, and a transient failure for everything else.
+    pub fn from_lookup<R, S>(lookup: Result<&[R], &DnsError>) -> Discovery
+    where
+        R: AsRef<[S]>,
+        S: AsRef<[u8]>,
+    {
+        match lookup {
+            Ok(rrset) => match select_sts_record(rrset) {
+                Ok(rec) => Discovery::Record { id: rec.id },
+                Err(e) => Discovery::NoRecord {
+                    reason: NoRecord::Select(e),
+                },
+            },
+            Err(e) if e.is_negative() => Discovery::NoRecord {
+                reason: NoRecord::Absent(e.clone()),
+            },
+            Err(e) => Discovery::Transient { error: e.clone() },
+        }
+    }
+
+    /// A short stable name: `record`, `no-record`, `transient`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Discovery::Record { .. } => "record",
+            Discovery::NoRecord { .. } => "no-record",
+            Discovery::Transient { .. } => "transient",
+        }
+    }
+}
+
+impl std::fmt::Display for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Discovery::Record { id } => write!(f, "one valid record, id {id}"),
+            Discovery::NoRecord { reason } => reason.fmt(f),
+            Discovery::Transient { error } => error.fmt(f),
+        }
+    }
 }
 
 /// What the caller must do after [`on_discovery`].
@@ -306,6 +372,7 @@ pub fn on_discovery(
             (entry, Next::Done)
         }
         Discovery::NoRecord { reason } => {
+            let reason = reason.to_string();
             if let Some(cached) = entry.valid_policy(now) {
                 // §5.1/§10.2: a vanished record does not withdraw a valid cached policy; the
                 // domain opts out by publishing mode none and waiting for caches to expire.
@@ -320,7 +387,8 @@ pub fn on_discovery(
             }
             (entry, Next::Done)
         }
-        Discovery::Transient { reason } => {
+        Discovery::Transient { error } => {
+            let reason = error.to_string();
             if has_valid {
                 entry.refresh_at = now.saturating_add(cfg.fetch_retry_interval);
             } else {
@@ -343,7 +411,7 @@ pub enum FetchOutcome {
     /// Anything else (TLS, HTTP status, media type, size, timeout, invalid policy).
     Failed {
         /// What went wrong.
-        reason: String,
+        error: PolicyFetchError,
     },
 }
 
@@ -369,7 +437,8 @@ pub fn on_fetch(
             entry.negative = None;
             entry.failed_fetch = None;
         }
-        FetchOutcome::Failed { reason } => {
+        FetchOutcome::Failed { error } => {
+            let reason = error.to_string();
             let retry_at = now.saturating_add(cfg.fetch_retry_interval);
             if entry.valid_policy(now).is_some() {
                 // §3.3/§5.1: keep applying the cached policy until it expires; try again

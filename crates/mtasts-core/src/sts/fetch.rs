@@ -5,8 +5,12 @@
 //! <https://www.rfc-editor.org/rfc/rfc8461#section-3.3>
 
 use crate::diag::{Diagnostic, Location, Severity};
+use crate::dns::DnsError;
 use crate::rfc::RfcRef;
 use crate::sts::policy::{Policy, PolicyError};
+use crate::tls::{CertVerdict, HandshakeFailure};
+use crate::tlsrpt::result::{Failure, ResultType};
+use serde::Serialize;
 use std::fmt;
 
 /// The well-known path of the policy (§3.2).
@@ -25,7 +29,22 @@ pub fn policy_host(domain: &str) -> String {
 
 /// The policy URL for a policy domain.
 pub fn policy_url(domain: &str) -> String {
-    format!("https://{}{POLICY_PATH}", policy_host(domain))
+    policy_url_on_port(domain, 443)
+}
+
+/// The policy URL for a policy domain with the HTTPS port given (always 443 on the internet;
+/// other ports are for labs), and the `Host` header value that goes with it.
+pub fn policy_url_on_port(domain: &str, port: u16) -> String {
+    format!("https://{}{POLICY_PATH}", policy_authority(domain, port))
+}
+
+/// `mta-sts.<domain>`, with `:port` unless the port is 443 (the `Host` header, RFC 9110 §7.2).
+pub fn policy_authority(domain: &str, port: u16) -> String {
+    if port == 443 {
+        policy_host(domain)
+    } else {
+        format!("{}:{port}", policy_host(domain))
+    }
 }
 
 /// Limits on the response, explicit and configurable.
@@ -374,4 +393,157 @@ pub fn evaluate_response(
     check_received(resp.body.len() as u64, limits)?;
     let policy = Policy::parse(resp.body).map_err(FetchError::Policy)?;
     Ok((policy, media))
+}
+
+/// The steps of a policy fetch, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FetchStage {
+    /// Resolving the policy host.
+    Resolve,
+    /// The TCP connection.
+    Connect,
+    /// The TLS handshake.
+    Handshake,
+    /// Sending the request and waiting for the response head.
+    Response,
+    /// Reading the body.
+    Body,
+}
+
+impl FetchStage {
+    /// The step's name for people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchStage::Resolve => "resolving the policy host",
+            FetchStage::Connect => "connecting",
+            FetchStage::Handshake => "the TLS handshake",
+            FetchStage::Response => "waiting for the response",
+            FetchStage::Body => "reading the body",
+        }
+    }
+}
+
+/// Why the HTTPS exchange did not produce a complete response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TransportProblem {
+    /// The policy host does not resolve, or its lookup failed.
+    Dns {
+        /// The lookup's error.
+        error: DnsError,
+    },
+    /// No address accepted the connection.
+    Connect {
+        /// What the last attempt said.
+        detail: String,
+    },
+    /// The TLS handshake failed (for an enforcing client, also on a bad certificate).
+    Handshake {
+        /// Why.
+        failure: HandshakeFailure,
+    },
+    /// The server broke the HTTP exchange: closed without a response, sent a malformed one,
+    /// or closed before the body was complete.
+    Http {
+        /// What happened.
+        detail: String,
+    },
+    /// The step did not finish before the fetch's deadline.
+    Timeout,
+}
+
+impl fmt::Display for TransportProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportProblem::Dns { error } => error.fmt(f),
+            TransportProblem::Connect { detail } | TransportProblem::Http { detail } => {
+                f.write_str(detail)
+            }
+            TransportProblem::Handshake { failure } => failure.fmt(f),
+            TransportProblem::Timeout => f.write_str("timed out"),
+        }
+    }
+}
+
+/// Why a policy fetch yielded no policy, from the first DNS query to the last byte: what the
+/// cache remembers (§3.3 retry limit) and what TLS-RPT reports (RFC 8460 §4.3.2.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyFetchError {
+    /// The exchange did not complete.
+    Transport {
+        /// The step that failed.
+        stage: FetchStage,
+        /// Why.
+        problem: TransportProblem,
+    },
+    /// A complete response that yields no valid policy (status, media type, size, syntax).
+    Response(FetchError),
+}
+
+impl PolicyFetchError {
+    /// How a sending MTA reports it (RFC 8460 §4.3.2.2): `sts-webpki-invalid` for the policy
+    /// host's certificate, `sts-policy-invalid` for a policy that does not parse, and
+    /// `sts-policy-fetch-error` for everything else.
+    pub fn failure(&self) -> Failure {
+        match self {
+            PolicyFetchError::Transport {
+                problem:
+                    TransportProblem::Handshake {
+                        failure: HandshakeFailure::Certificate { .. },
+                    },
+                ..
+            } => Failure::new(ResultType::StsWebpkiInvalid),
+            PolicyFetchError::Response(FetchError::Policy(_)) => {
+                Failure::new(ResultType::StsPolicyInvalid)
+            }
+            PolicyFetchError::Transport { .. } | PolicyFetchError::Response(_) => {
+                Failure::new(ResultType::StsPolicyFetchError)
+            }
+        }
+    }
+
+    /// Whether the deadline was reached.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            PolicyFetchError::Transport {
+                problem: TransportProblem::Timeout
+                    | TransportProblem::Handshake {
+                        failure: HandshakeFailure::Timeout
+                    },
+                ..
+            }
+        )
+    }
+}
+
+impl fmt::Display for PolicyFetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyFetchError::Transport {
+                stage,
+                problem: TransportProblem::Timeout,
+            } => write!(f, "timed out while {}", stage.as_str()),
+            PolicyFetchError::Transport { problem, .. } => problem.fmt(f),
+            PolicyFetchError::Response(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PolicyFetchError {}
+
+impl From<FetchError> for PolicyFetchError {
+    fn from(e: FetchError) -> Self {
+        PolicyFetchError::Response(e)
+    }
+}
+
+/// A certificate verdict as a failed handshake of an enforcing client.
+impl From<CertVerdict> for TransportProblem {
+    fn from(verdict: CertVerdict) -> Self {
+        TransportProblem::Handshake {
+            failure: HandshakeFailure::Certificate { verdict },
+        }
+    }
 }

@@ -22,6 +22,7 @@ use crate::domain::{self, DomainError};
 use crate::rfc::RfcRef;
 use crate::sts::mx::{MxPattern, MxPatternError};
 use crate::txt;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// The largest `max_age` allowed: one year of 365.25 days, in seconds (§3.2).
@@ -636,7 +637,11 @@ pub fn lint_policy(text: &[u8]) -> PolicyLint {
     let mut mode: Option<(usize, Option<Mode>)> = None;
     let mut max_age: Option<(usize, Option<u32>)> = None;
     let mut mx: Vec<(usize, MxPattern)> = Vec::new();
+    // The first line of each pattern and each extension key: lookups stay O(1) per line, so a
+    // hostile policy of many lines parses in linear time.
+    let mut mx_lines: HashMap<MxPattern, usize> = HashMap::new();
     let mut extensions: Vec<(String, String)> = Vec::new();
+    let mut extension_keys: HashSet<String> = HashSet::new();
 
     for (n, raw) in lines(text) {
         let Ok(line) = std::str::from_utf8(raw) else {
@@ -754,13 +759,14 @@ pub fn lint_policy(text: &[u8]) -> PolicyLint {
                             value: value.into(),
                         });
                     }
-                    if let Some((first_line, _)) = mx.iter().find(|(_, q)| *q == p) {
+                    if let Some(first_line) = mx_lines.get(&p) {
                         warnings.push(PolicyWarning::DuplicateMx {
                             line: n,
                             pattern: p.to_string(),
                             first_line: *first_line,
                         });
                     } else {
+                        mx_lines.insert(p.clone(), n);
                         mx.push((n, p));
                     }
                 }
@@ -776,7 +782,7 @@ pub fn lint_policy(text: &[u8]) -> PolicyLint {
                     key: other.into(),
                     suggestion: suggest_key(other),
                 });
-                if !extensions.iter().any(|(k, _)| k == other) {
+                if extension_keys.insert(other.to_owned()) {
                     extensions.push((other.into(), value.into()));
                 }
             }
@@ -870,6 +876,8 @@ pub enum CoverageFinding {
         /// The pattern.
         pattern: String,
     },
+    /// Hosts were given, but the policy is invalid, so coverage was not checked.
+    NotChecked,
 }
 
 impl fmt::Display for CoverageFinding {
@@ -890,6 +898,9 @@ impl fmt::Display for CoverageFinding {
                     "pattern \"{pattern}\" matches none of the given mx hosts"
                 )
             }
+            CoverageFinding::NotChecked => {
+                f.write_str("mx coverage not checked: the policy is invalid")
+            }
         }
     }
 }
@@ -901,11 +912,12 @@ impl Diagnostic for CoverageFinding {
             CoverageFinding::NotCovered { .. } => "sts.coverage.mx-not-covered",
             CoverageFinding::InvalidHost { .. } => "sts.coverage.invalid-host",
             CoverageFinding::UnusedPattern { .. } => "sts.coverage.unused-pattern",
+            CoverageFinding::NotChecked => "sts.coverage.not-checked",
         }
     }
     fn severity(&self) -> Severity {
         match self {
-            CoverageFinding::Covered { .. } => Severity::Info,
+            CoverageFinding::Covered { .. } | CoverageFinding::NotChecked => Severity::Info,
             CoverageFinding::NotCovered { .. } | CoverageFinding::InvalidHost { .. } => {
                 Severity::Error
             }
@@ -925,6 +937,7 @@ impl Diagnostic for CoverageFinding {
             CoverageFinding::UnusedPattern { pattern } => Location::Field {
                 field: format!("mx pattern {pattern}"),
             },
+            CoverageFinding::NotChecked => Location::Whole,
         }
     }
     fn hint(&self) -> String {
@@ -939,6 +952,7 @@ impl Diagnostic for CoverageFinding {
             CoverageFinding::UnusedPattern { .. } => {
                 "remove it if no MX uses it any more; check its spelling otherwise".into()
             }
+            CoverageFinding::NotChecked => "fix the errors above, then run again with --mx".into(),
         }
     }
 }

@@ -386,11 +386,23 @@ where
     R: AsRef<[S]>,
     S: AsRef<[u8]>,
 {
+    select_sts_record_linted(rrset).map(|(_, r, _)| r)
+}
+
+/// As [`select_sts_record`], also returning the selected record's index in the RRset and what
+/// a linter should mention about it (one RRset rule for senders and for owners).
+pub fn select_sts_record_linted<R, S>(
+    rrset: &[R],
+) -> Result<(usize, StsRecord, Vec<RecordWarning>), SelectError>
+where
+    R: AsRef<[S]>,
+    S: AsRef<[u8]>,
+{
     match txt::select_one(rrset, is_sts_record) {
         Err(txt::Count::None) => Err(SelectError::NoRecord),
         Err(txt::Count::Multiple(count)) => Err(SelectError::MultipleRecords { count }),
-        Ok((index, text)) => {
-            StsRecord::parse(&text).map_err(|error| SelectError::Invalid { index, error })
-        }
+        Ok((index, text)) => StsRecord::parse_with_warnings(&text)
+            .map(|(r, w)| (index, r, w))
+            .map_err(|error| SelectError::Invalid { index, error }),
     }
 }

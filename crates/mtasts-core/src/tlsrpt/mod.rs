@@ -5,3 +5,4 @@ pub mod filename;
 pub mod payload;
 pub mod record;
 pub mod report;
+pub mod result;

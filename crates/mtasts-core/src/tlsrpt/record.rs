@@ -594,11 +594,23 @@ where
     R: AsRef<[S]>,
     S: AsRef<[u8]>,
 {
+    select_tlsrpt_record_linted(rrset).map(|(_, r, _)| r)
+}
+
+/// As [`select_tlsrpt_record`], also returning the selected record's index in the RRset and
+/// what a linter should mention about it.
+pub fn select_tlsrpt_record_linted<R, S>(
+    rrset: &[R],
+) -> Result<(usize, TlsRptRecord, Vec<RecordWarning>), SelectError>
+where
+    R: AsRef<[S]>,
+    S: AsRef<[u8]>,
+{
     match txt::select_one(rrset, is_tlsrpt_record) {
         Err(txt::Count::None) => Err(SelectError::NoRecord),
         Err(txt::Count::Multiple(count)) => Err(SelectError::MultipleRecords { count }),
-        Ok((index, text)) => {
-            TlsRptRecord::parse(&text).map_err(|error| SelectError::Invalid { index, error })
-        }
+        Ok((index, text)) => TlsRptRecord::parse_with_warnings(&text)
+            .map(|(r, w)| (index, r, w))
+            .map_err(|error| SelectError::Invalid { index, error }),
     }
 }

@@ -7,10 +7,12 @@
 //! `<enforce|testing|none>#<id>` or `no-policy` or `transient`, then ` cache`, ` dns` or
 //! ` dns+fetch`.
 
+use mtasts_core::dns::{DnsError, DnsErrorKind};
 use mtasts_core::sts::cache::{
     Answer, CacheConfig, CacheEntry, Discovery, FetchOutcome, Next, answer, next_refresh,
     on_discovery, on_fetch,
 };
+use mtasts_core::sts::fetch::FetchError;
 use mtasts_core::sts::policy::Policy;
 
 #[derive(Clone, Copy, Debug)]
@@ -71,12 +73,16 @@ fn run(cfg: CacheConfig, steps: &[Step]) {
         } else {
             let discovery = match txt {
                 Txt::Id(id) => Discovery::Record { id: id.into() },
-                Txt::Gone => Discovery::NoRecord {
-                    reason: "NXDOMAIN".into(),
-                },
-                Txt::Fail => Discovery::Transient {
-                    reason: "SERVFAIL".into(),
-                },
+                Txt::Gone => Discovery::from_lookup::<Vec<&[u8]>, &[u8]>(Err(&DnsError::new(
+                    DnsErrorKind::NxDomain,
+                    "_mta-sts.example.com",
+                    "",
+                ))),
+                Txt::Fail => Discovery::from_lookup::<Vec<&[u8]>, &[u8]>(Err(&DnsError::new(
+                    DnsErrorKind::ServFail,
+                    "_mta-sts.example.com",
+                    "",
+                ))),
                 Txt::Never => panic!("step {i} (t={now}) looked up DNS but must not"),
             };
             let (e, next) = on_discovery(entry.take(), now, discovery, &cfg, 0);
@@ -86,7 +92,7 @@ fn run(cfg: CacheConfig, steps: &[Step]) {
                     let outcome = match fetch {
                         Fetch::Ok(mode, max_age) => FetchOutcome::Fetched(policy(mode, max_age)),
                         Fetch::Err => FetchOutcome::Failed {
-                            reason: "HTTP 500".into(),
+                            error: FetchError::Status { status: 500 }.into(),
                         },
                         Fetch::Never => panic!("step {i} (t={now}) fetched but must not"),
                     };
@@ -293,7 +299,9 @@ fn rfc8461_s5_1_useless_after_covers_policy_and_retry() {
         e,
         900,
         "2",
-        FetchOutcome::Failed { reason: "x".into() },
+        FetchOutcome::Failed {
+            error: FetchError::Status { status: 500 }.into(),
+        },
         &cfg,
         0,
     );

@@ -5,6 +5,7 @@
 #[macro_use]
 mod support;
 
+mod apply;
 mod cache;
 mod fetch;
 mod mx;

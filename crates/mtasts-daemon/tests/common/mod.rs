@@ -4,24 +4,21 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use mtasts_core::socketmap::{Decoder, ZoneOptions, encode};
 use mtasts_daemon::config::UnixListenerConfig;
 use mtasts_daemon::{Config, Daemon, Listener, ZoneOverrides};
 use mtasts_lab::{Scenario, World, WorldOptions};
+use mtasts_postfix::socketmap::ZoneOptions;
 use mtasts_resolver::store::StoreConfig;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
-
-/// How long a test waits for anything before it fails (a guard against hangs, not a timing
-/// assertion).
-pub const GUARD: Duration = Duration::from_secs(60);
+pub use mtasts_test_support::socketmap::Client;
+#[allow(unused_imports)]
+pub use mtasts_test_support::{GUARD, wait_until};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// The peer's reference scenario.
 pub fn refdata_scenario() -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/scenarios/peer-refdata.toml");
-    Scenario::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    mtasts_test_support::scenario("peer-refdata.toml")
 }
 
 /// A world, a daemon serving it on TCP 127.0.0.1:0 and a Unix socket, and the temporary
@@ -131,96 +128,6 @@ pub async fn start(scenario: &Scenario, tweak: impl FnOnce(&mut Config)) -> Harn
         unix: dir.path().join("socketmap.sock"),
         config,
         dir,
-    }
-}
-
-/// A socketmap client.
-pub struct Client<S> {
-    stream: S,
-    decoder: Decoder,
-}
-
-impl Client<TcpStream> {
-    pub async fn tcp(addr: SocketAddr) -> Client<TcpStream> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        Client::new(stream)
-    }
-}
-
-impl Client<UnixStream> {
-    pub async fn unix(path: &Path) -> Client<UnixStream> {
-        let stream = UnixStream::connect(path)
-            .await
-            .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
-        Client::new(stream)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    pub fn new(stream: S) -> Self {
-        Client {
-            stream,
-            decoder: Decoder::new(1 << 20),
-        }
-    }
-
-    pub async fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream
-            .write_all(bytes)
-            .await
-            .unwrap_or_else(|e| panic!("write: {e}"));
-    }
-
-    pub async fn send(&mut self, map: &str, key: &str) {
-        self.send_raw(&encode(format!("{map} {key}").as_bytes()))
-            .await;
-    }
-
-    /// The next reply payload, or `None` when the server closed the connection first.
-    pub async fn reply(&mut self) -> Option<String> {
-        let mut buf = [0u8; 8192];
-        loop {
-            match self.decoder.next_frame() {
-                Ok(Some(p)) => {
-                    return Some(String::from_utf8(p).unwrap_or_else(|e| panic!("reply: {e}")));
-                }
-                Ok(None) => {}
-                Err(e) => panic!("the server sent a malformed netstring: {e}"),
-            }
-            let n = tokio::time::timeout(GUARD, self.stream.read(&mut buf))
-                .await
-                .unwrap_or_else(|_| panic!("no reply and no close within {GUARD:?}"));
-            match n {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.decoder.feed(&buf[..n]),
-            }
-        }
-    }
-
-    pub async fn request(&mut self, map: &str, key: &str) -> String {
-        self.send(map, key).await;
-        self.reply().await.unwrap_or_else(|| {
-            panic!("the server closed the connection instead of answering {map} {key}")
-        })
-    }
-
-    /// Whether the server closes the connection without sending anything more.
-    pub async fn closed_without_reply(&mut self) -> bool {
-        self.reply().await.is_none()
-    }
-}
-
-/// Polls `cond` until it holds (or the guard time passes, which fails the test).
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + GUARD;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

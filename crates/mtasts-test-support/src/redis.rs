@@ -7,8 +7,6 @@
 //! `MTASTS_TEST_REDIS_SERVER` may name the binary (if it names no file, the server counts as
 //! missing).
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

@@ -3,11 +3,11 @@
 #![allow(missing_docs)]
 
 use mtasts_core::domain::DomainError;
-use mtasts_core::socketmap::{
+use mtasts_core::sts::policy::Policy;
+use mtasts_postfix::socketmap::{
     Decoder, LengthProblem, LookupKey, NetstringError, POSTFIX_MAX_REPLY, Reply, Request, Skip,
     Trimmed, ZoneOptions, classify_key, encode, policy_reply, transient_reply,
 };
-use mtasts_core::sts::policy::Policy;
 
 macro_rules! cases {
     ($check:path; $( $name:ident : $input:expr => $expected:expr ; )*) => {

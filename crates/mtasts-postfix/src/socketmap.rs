@@ -24,8 +24,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{self, DomainError};
-use crate::sts::policy::{Mode, Policy};
+use mtasts_core::domain::{self, DomainError};
+use mtasts_core::sts::apply::Enforcement;
+use mtasts_core::sts::policy::Policy;
 
 /// The default largest request payload accepted, in bytes. The longest key Postfix sends for
 /// a TLS policy lookup is a bracketed 253-octet name with a port (about 270 bytes, more for
@@ -500,10 +501,12 @@ pub fn policy_reply(
     opts: &ZoneOptions,
     max_reply: usize,
 ) -> PolicyReply {
-    let applies = match policy.mode {
-        Mode::Enforce => true,
-        Mode::Testing => opts.strict_testing,
-        Mode::None => false,
+    // RFC 8461 §5: only a refusing mode may make Postfix refuse; Postfix cannot "deliver and
+    // report", so testing is answered as no policy unless the zone asks otherwise.
+    let applies = match policy.mode.enforcement() {
+        Enforcement::Refuse => true,
+        Enforcement::Report => opts.strict_testing,
+        Enforcement::Ignore => false,
     };
     if !applies || policy.mx.is_empty() {
         return PolicyReply {

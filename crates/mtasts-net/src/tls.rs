@@ -1,0 +1,435 @@
+//! The one TLS client setup of mtasts: trust roots (a PEM file, a directory of them, or the
+//! platform's store), rustls with the workspace's one crypto provider (ring) and the RFC 8461
+//! §7.2 floor of TLS 1.2, and a verifier that either enforces (a sender: a bad certificate
+//! aborts the handshake) or records what it saw (the checker: the verdict is kept and judged
+//! later, so the policy or the SMTP session behind a bad certificate can still be reported).
+//!
+//! Errors of the TLS library become the core's [`CertVerdict`] and [`HandshakeFailure`] in one
+//! exhaustive match, using the chain's shape to tell a self-signed leaf, an untrusted CA and a
+//! missing intermediate apart (WebPKI reports all three as "unknown issuer").
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use mtasts_core::tls::{CertVerdict, HandshakeFailure};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    AlertDescription, CertificateError, DigitallySignedStruct, PeerIncompatible, SignatureScheme,
+};
+use serde::Serialize;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// Where trust comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// The platform's store (`rustls-native-certs`).
+    #[default]
+    Platform,
+    /// The certificates of a PEM file, or of every `*.pem`/`*.crt` file of a directory.
+    Path(PathBuf),
+}
+
+impl TrustRoots {
+    /// `Path` for `Some`, `Platform` for `None` (the shape of every `--ca-file` option).
+    pub fn from_option(path: Option<&Path>) -> TrustRoots {
+        path.map_or(TrustRoots::Platform, |p| TrustRoots::Path(p.to_path_buf()))
+    }
+}
+
+/// Why the trust roots could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RootsError {
+    /// The file or directory could not be read.
+    #[error("trust roots: cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A PEM block or certificate is malformed.
+    #[error("trust roots: {path}: {message}")]
+    Bad {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No certificate was found.
+    #[error("trust roots: {0} holds no certificate")]
+    Empty(String),
+    /// The platform's store is empty or unreadable.
+    #[error("trust roots: the platform trust store is empty or unreadable; give a CA file")]
+    PlatformEmpty,
+    /// rustls refused to build a verifier over them.
+    #[error("trust roots: cannot build the verifier: {0}")]
+    Verifier(String),
+}
+
+fn add_pem_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<usize, RootsError> {
+    let shown = path.display().to_string();
+    let pem = std::fs::read(path).map_err(|source| RootsError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let mut n = 0;
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        let cert: CertificateDer<'static> = cert.map_err(|e| RootsError::Bad {
+            path: shown.clone(),
+            message: format!("bad PEM: {e}"),
+        })?;
+        roots.add(cert).map_err(|e| RootsError::Bad {
+            path: shown.clone(),
+            message: format!("bad certificate: {e}"),
+        })?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Loads the trust roots.
+pub fn load_roots(source: &TrustRoots) -> Result<Arc<rustls::RootCertStore>, RootsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match source {
+        TrustRoots::Path(path) if path.is_dir() => {
+            let shown = path.display().to_string();
+            let entries = std::fs::read_dir(path).map_err(|source| RootsError::Read {
+                path: shown.clone(),
+                source,
+            })?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "crt"))
+                .collect();
+            files.sort();
+            for f in files {
+                add_pem_file(&mut roots, &f)?;
+            }
+            if roots.is_empty() {
+                return Err(RootsError::Empty(shown));
+            }
+        }
+        TrustRoots::Path(path) => {
+            if add_pem_file(&mut roots, path)? == 0 {
+                return Err(RootsError::Empty(path.display().to_string()));
+            }
+        }
+        TrustRoots::Platform => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // A platform store may hold certificates rustls cannot use; skip those.
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(RootsError::PlatformEmpty);
+            }
+        }
+    }
+    Ok(Arc::new(roots))
+}
+
+/// What the recording verifier saw during one handshake.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    verdict: Option<Result<(), rustls::Error>>,
+    chain: Vec<CertificateDer<'static>>,
+}
+
+/// The slot one handshake records into.
+pub type Recorder = Arc<Mutex<Recorded>>;
+
+/// Whether a bad certificate aborts the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// A sender: the certificate must be valid for the name, or the handshake fails.
+    Enforce,
+    /// The checker: the verdict is recorded and the handshake goes on.
+    Record,
+}
+
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    slot: Recorder,
+    enforce: bool,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map(|_| ());
+        if let Ok(mut slot) = self.slot.lock() {
+            slot.verdict = Some(verdict.clone());
+            slot.chain = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|c| c.clone().into_owned())
+                .collect();
+        }
+        match verdict {
+            Err(e) if self.enforce => Err(e),
+            // Recording: accepted only so the caller can look further; it judges the verdict.
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Builds client configurations sharing one WebPKI verifier.
+#[derive(Clone, Debug)]
+pub struct TlsClient {
+    inner: Arc<WebPkiServerVerifier>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl TlsClient {
+    /// A client trusting `roots`.
+    pub fn new(roots: Arc<rustls::RootCertStore>) -> Result<TlsClient, RootsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| RootsError::Verifier(e.to_string()))?;
+        Ok(TlsClient { inner, provider })
+    }
+
+    /// Loads `source` and builds a client over it.
+    pub fn from_roots(source: &TrustRoots) -> Result<TlsClient, RootsError> {
+        TlsClient::new(load_roots(source)?)
+    }
+
+    /// A configuration for one connection: TLS 1.2 or 1.3 only (§7.2), the given ALPN
+    /// protocols, and a verifier that records into a fresh slot (and enforces if asked).
+    pub fn config(
+        &self,
+        verification: Verification,
+        alpn: &[&[u8]],
+    ) -> Result<(Arc<rustls::ClientConfig>, Recorder), RootsError> {
+        let slot = Recorder::default();
+        let mut cfg = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| RootsError::Verifier(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(RecordingVerifier {
+                inner: self.inner.clone(),
+                slot: slot.clone(),
+                enforce: verification == Verification::Enforce,
+            }))
+            .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok((Arc::new(cfg), slot))
+    }
+}
+
+/// The facts of one certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CertSummary {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// DNS names (subjectAltName, or the CN when there is none).
+    pub names: Vec<String>,
+    /// Not valid before (Unix seconds).
+    pub not_before: i64,
+    /// Not valid after (Unix seconds).
+    pub not_after: i64,
+}
+
+/// A completed TLS handshake.
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsSession {
+    /// The protocol version, e.g. `TLSv1.3`.
+    pub version: String,
+    /// The cipher suite.
+    pub cipher: String,
+    /// The certificate check against the trust roots and the expected name.
+    pub verdict: CertVerdict,
+    /// The chain as presented, leaf first.
+    pub chain: Vec<CertSummary>,
+    /// The chain as presented (DER), leaf first, for DANE matching.
+    #[serde(skip)]
+    pub chain_der: Vec<CertificateDer<'static>>,
+}
+
+/// The session facts after a completed handshake with `expected` as the server name.
+pub fn session(conn: &rustls::ClientConnection, slot: &Recorder, expected: &str) -> TlsSession {
+    let version = conn
+        .protocol_version()
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown")
+        .replace("TLSv1_", "TLSv1.");
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .and_then(|c| c.suite().as_str())
+        .unwrap_or("unknown")
+        .to_owned();
+    let (verdict, chain_der) = match slot.lock() {
+        Ok(rec) => (rec.verdict.clone(), rec.chain.clone()),
+        Err(_) => (None, Vec::new()),
+    };
+    let chain: Vec<CertSummary> = chain_der.iter().filter_map(summarize).collect();
+    let verdict = match verdict {
+        Some(Ok(())) => CertVerdict::Valid,
+        Some(Err(e)) => cert_verdict(&e, &chain, expected),
+        None => CertVerdict::Invalid {
+            reason: "no certificate was verified".into(),
+        },
+    };
+    TlsSession {
+        version,
+        cipher,
+        verdict,
+        chain,
+        chain_der,
+    }
+}
+
+/// The facts of one DER certificate, or `None` when it does not parse.
+pub fn summarize(der: &CertificateDer<'_>) -> Option<CertSummary> {
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let GeneralName::DNSName(d) = n {
+                names.push((*d).to_owned());
+            }
+        }
+    }
+    if names.is_empty()
+        && let Some(cn) = cert.subject().iter_common_name().next()
+        && let Ok(cn) = cn.as_str()
+    {
+        names.push(cn.to_owned());
+    }
+    Some(CertSummary {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        names,
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+    })
+}
+
+/// A verifier error as what a domain owner can act on.
+pub fn cert_verdict(e: &rustls::Error, chain: &[CertSummary], expected: &str) -> CertVerdict {
+    let leaf = chain.first();
+    let rustls::Error::InvalidCertificate(ce) = e else {
+        return CertVerdict::Invalid {
+            reason: e.to_string(),
+        };
+    };
+    match ce {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            CertVerdict::Expired {
+                not_after: leaf.map_or(0, |l| l.not_after),
+            }
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            CertVerdict::NotYetValid {
+                not_before: leaf.map_or(0, |l| l.not_before),
+            }
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            CertVerdict::NameMismatch {
+                expected: expected.to_owned(),
+                presented: leaf.map(|l| l.names.clone()).unwrap_or_default(),
+            }
+        }
+        CertificateError::UnknownIssuer => match leaf {
+            Some(l) if l.subject == l.issuer && chain.len() == 1 => CertVerdict::SelfSigned,
+            Some(l) if chain.len() == 1 => CertVerdict::ChainIncomplete {
+                issuer: l.issuer.clone(),
+            },
+            Some(_) => CertVerdict::UntrustedCa {
+                issuer: chain
+                    .last()
+                    .map(|c| {
+                        if c.subject == c.issuer {
+                            c.subject.clone()
+                        } else {
+                            c.issuer.clone()
+                        }
+                    })
+                    .unwrap_or_default(),
+            },
+            None => CertVerdict::Invalid {
+                reason: "no certificate".into(),
+            },
+        },
+        other => CertVerdict::Invalid {
+            reason: format!("{other:?}"),
+        },
+    }
+}
+
+/// A failed handshake (the `io::Error` tokio-rustls returns) as the core's
+/// [`HandshakeFailure`], using what the recorder saw for a certificate an enforcing verifier
+/// refused. The TLS error is read from the `io::Error`'s inner value, never from its text.
+pub fn handshake_failure(e: &std::io::Error, slot: &Recorder, expected: &str) -> HandshakeFailure {
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            let (verdict, chain) = match slot.lock() {
+                Ok(rec) => (rec.verdict.clone(), rec.chain.clone()),
+                Err(_) => (None, Vec::new()),
+            };
+            let summaries: Vec<CertSummary> = chain.iter().filter_map(summarize).collect();
+            let verdict = match (verdict, tls) {
+                (Some(Err(err)), _) => cert_verdict(&err, &summaries, expected),
+                (_, Some(err)) => cert_verdict(err, &summaries, expected),
+                _ => CertVerdict::Invalid {
+                    reason: e.to_string(),
+                },
+            };
+            HandshakeFailure::Certificate { verdict }
+        }
+        Some(
+            rustls::Error::AlertReceived(AlertDescription::ProtocolVersion)
+            | rustls::Error::PeerIncompatible(
+                PeerIncompatible::ServerDoesNotSupportTls12Or13
+                | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig
+                | PeerIncompatible::Tls12NotOffered
+                | PeerIncompatible::Tls12NotOfferedOrEnabled,
+            ),
+        ) => HandshakeFailure::VersionTooOld,
+        Some(other) => HandshakeFailure::Protocol {
+            detail: other.to_string(),
+        },
+        None => HandshakeFailure::Io {
+            detail: e.to_string(),
+        },
+    }
+}
