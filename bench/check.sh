@@ -83,57 +83,18 @@ EXPECT=$RUN/expect.json
 STATE=$RUN/state
 RAW=$RUN/runs.jsonl
 
-log() { printf '[%4ds] %s\n' "$SECONDS" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-budget() { [ "$SECONDS" -lt "$MAX_TOTAL" ] || die "over the ${MAX_TOTAL} s budget; stopping"; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 # The seconds a run may still take: RUN_LIMIT, or less when the script's budget runs out.
 run_limit() { local left=$((MAX_TOTAL - SECONDS - 30)); echo $(( left < RUN_LIMIT ? left : RUN_LIMIT )); }
 
 # ---------------------------------------------------------------- cleanup
-LAB_PID=""; NETNS_OURS=0
-
-stop_pid() { # PID [seconds]: SIGTERM, then SIGKILL after the grace period
-  local pid=$1 grace=${2:-10} i
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < grace * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  log "pid $pid did not stop in ${grace} s; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-stop_pid_any() { # PID that is not our child: SIGTERM, then SIGKILL after 10 s
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   # Anything this script started inside the namespace and that is still running (a tool run
   # interrupted by Ctrl-C or by its timeout).
-  if [ "$NETNS_OURS" = 1 ]; then
-    local p
-    for p in $(ip netns pids "$NETNS" 2>/dev/null); do
-      [ "$p" = "$LAB_PID" ] && continue
-      case "$(cat "/proc/$p/comm" 2>/dev/null)" in
-        mtasts|checkdmarc|python*)
-          log "stopping leftover $(cat "/proc/$p/comm" 2>/dev/null) (pid $p)"; stop_pid_any "$p" ;;
-      esac
-    done
-  fi
-  # The lab's parent deletes the namespace and /etc/netns/NAME itself on SIGTERM.
-  stop_pid "$LAB_PID" 20; LAB_PID=""
-  if [ "$NETNS_OURS" = 1 ] && ip netns list | grep -qw "^$NETNS"; then
-    ip netns del "$NETNS" 2>/dev/null || true
-  fi
-  [ "$NETNS_OURS" = 1 ] && rm -rf "/etc/netns/$NETNS"
+  netns_cleanup "mtasts|checkdmarc|python*"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -177,34 +138,15 @@ head -n "$WARMUP_N" "$DOMAINS" > "$RUN/domains-warmup.txt"
 log "scenario valid: $N_DOMAINS domains"
 
 # ---------------------------------------------------------------- the world
-if ip netns list | grep -qw "^$NETNS"; then
-  if [ -z "$(ip netns pids "$NETNS" 2>/dev/null)" ]; then
-    log "removing a stale, empty namespace $NETNS"
-    ip netns del "$NETNS"; rm -rf "/etc/netns/$NETNS"
-  else
-    die "namespace $NETNS exists and has processes (another run?); stop them or set MTCHECK_NETNS"
-  fi
-fi
+netns_claim "$NETNS"
 READY=$RUN/world.json
-rm -f "$READY"; mkdir -p "$STATE"
+mkdir -p "$STATE"
 log "starting the world in netns $NETNS"
-t0=$(date +%s.%N)
-"$LAB" up "$SCENARIO" --netns "$NETNS" --ready-file "$READY" --state-dir "$STATE" \
-  > "$RUN/lab.log" 2>&1 &
-LAB_PID=$!
-NETNS_OURS=1
-for ((i = 0; i < 1800; i++)); do   # up to 180 s
-  [ -s "$READY" ] && break
-  kill -0 "$LAB_PID" 2>/dev/null || { cat "$RUN/lab.log" >&2; die "mtasts-lab exited"; }
-  sleep 0.1
-done
-[ -s "$READY" ] || die "the world was not ready within 180 s"
-WORLD_START=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+lab_up "$SCENARIO" "$READY" "$RUN/lab.log" --state-dir "$STATE"
 CA=$($REPORT json-field "$READY" ca_pem_path)
 SMTP_HOSTS=$($REPORT json-len "$READY" smtp_hosts)
 log "world ready in $WORLD_START s: $($REPORT json-field "$READY" dns), $SMTP_HOSTS SMTP hosts, CA $CA"
 # Sanity: the namespace's resolver is the lab's.
-nsexec() { ip netns exec "$NETNS" "$@"; }
 nsexec timeout 10 dig +short +time=2 +tries=1 TXT "_mta-sts.good-enforce-c00.test" | grep -q STSv1 \
   || die "the lab's DNS does not answer inside $NETNS (see $RUN/lab.log)"
 

@@ -79,34 +79,11 @@ LOAD=$ROOT/target/release/socketmap-load
 MTASTS=$ROOT/target/release/mtasts
 LAB=$ROOT/target/release/mtasts-lab
 
-log() { printf '[%4ds] %s\n' "$SECONDS" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-budget() { [ "$SECONDS" -lt "$MAX_TOTAL" ] || die "over the ${MAX_TOTAL} s budget; stopping"; }
-nsexec() { ip netns exec "$NETNS" "$@"; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- cleanup
-LAB_PID=""; OURS_PID=""; PEER_PID=""; REDIS_PID=""; NETNS_OURS=0
-
-stop_pid() { # PID [seconds]: SIGTERM, then SIGKILL after the grace period
-  local pid=$1 grace=${2:-10} i
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < grace * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  log "pid $pid did not stop in ${grace} s; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-stop_pid_any() { # PID that is not our child: SIGTERM, then SIGKILL after 10 s
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
+OURS_PID=""; PEER_PID=""; REDIS_PID=""
 
 cleanup() {
   local rc=$?
@@ -115,22 +92,7 @@ cleanup() {
   stop_pid "$PEER_PID" 25; PEER_PID=""
   stop_pid "$REDIS_PID" 5; REDIS_PID=""
   # Safety net: anything this script started inside the namespace and did not stop.
-  if [ "$NETNS_OURS" = 1 ]; then
-    local p
-    for p in $(ip netns pids "$NETNS" 2>/dev/null); do
-      [ "$p" = "$LAB_PID" ] && continue
-      case "$(cat "/proc/$p/comm" 2>/dev/null)" in
-        mtasts|mta-sts-daemon|redis-server|socketmap-load|redis-benchmar*)
-          log "stopping leftover $(cat "/proc/$p/comm" 2>/dev/null) (pid $p)"; stop_pid_any "$p" ;;
-      esac
-    done
-  fi
-  # The lab's parent deletes the namespace and /etc/netns/NAME itself on SIGTERM.
-  stop_pid "$LAB_PID" 20; LAB_PID=""
-  if [ "$NETNS_OURS" = 1 ] && ip netns list | grep -qw "^$NETNS"; then
-    ip netns del "$NETNS" 2>/dev/null || true
-  fi
-  [ "$NETNS_OURS" = 1 ] && rm -rf "/etc/netns/$NETNS"
+  netns_cleanup "mtasts|mta-sts-daemon|redis-server|socketmap-load|redis-benchmar*"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -194,38 +156,21 @@ cp "$RUN/domains-cold.txt" "$RUN/domains-warm.txt"
 # (Zone::apex_of scans them all for the SOA), which would make the lab, not the daemons, the
 # bottleneck of the cold and memory phases. Nothing listens on [::1]:443, so a client that
 # tries it first is refused at once and connects to 127.1.1.2.
-if ip netns list | grep -qw "^$NETNS"; then
-  if [ -z "$(ip netns pids "$NETNS" 2>/dev/null)" ]; then
-    log "removing a stale, empty namespace $NETNS"
-    ip netns del "$NETNS"; rm -rf "/etc/netns/$NETNS"
-  else
-    die "namespace $NETNS exists and has processes (another run?); stop them or set MTBENCH_NETNS"
-  fi
-fi
-declare -A WORLD_START
+netns_claim "$NETNS"
+declare -A WORLD_STARTED
 WORLD_SEQ=0
 world_up() { # N
-  local n=$1 scen i t0
+  local n=$1 scen
   scen=$(scenario_for "$n")
   WORLD_SEQ=$((WORLD_SEQ + 1))
   READY=$RUN/world-$WORLD_SEQ.json
-  rm -f "$READY"
   log "starting a world of $n domains in netns $NETNS"
-  t0=$(date +%s.%N)
-  "$LAB" up "$scen" --netns "$NETNS" --ready-file "$READY" > "$RUN/lab-$WORLD_SEQ.log" 2>&1 &
-  LAB_PID=$!
-  NETNS_OURS=1
-  for ((i = 0; i < 1800; i++)); do   # up to 180 s
-    [ -s "$READY" ] && break
-    kill -0 "$LAB_PID" 2>/dev/null || { cat "$RUN/lab-$WORLD_SEQ.log" >&2; die "mtasts-lab exited"; }
-    sleep 0.1
-  done
-  [ -s "$READY" ] || die "the world was not ready within 180 s"
-  WORLD_START[$n]=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+  lab_up "$scen" "$READY" "$RUN/lab-$WORLD_SEQ.log"
+  WORLD_STARTED[$n]=$WORLD_START
   CA=$($REPORT json-field "$READY" ca_pem_path)
   DNS=$($REPORT json-field "$READY" dns)
   HTTPS=$($REPORT json-field "$READY" https)
-  log "world ready in ${WORLD_START[$n]} s: dns $DNS, https $HTTPS"
+  log "world ready in ${WORLD_STARTED[$n]} s: dns $DNS, https $HTTPS"
   # The lab's state dir goes away with the world: keep a copy of its CA for the daemons.
   cp "$CA" "$RUN/lab-ca.pem"
   CA=$RUN/lab-ca.pem
@@ -489,7 +434,7 @@ meta = {
     "redis": bool($REDIS),
     "redis_version": "${REDIS_VERSION:-redis: not installed}",
     "netns": "$NETNS",
-    "worlds": [[$WORLD_N, ${WORLD_START[$WORLD_N]}]],
+    "worlds": [[$WORLD_N, ${WORLD_STARTED[$WORLD_N]}]],
     "aaaa": bool(${#AAAA_SUFFIX}),
     "rounds": $ROUNDS,
     "duration": $DURATION,

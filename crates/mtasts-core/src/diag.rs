@@ -146,3 +146,18 @@ impl fmt::Display for Finding {
         )
     }
 }
+
+/// `2 errors, 1 warning` (and `, 3 info` when there are some).
+pub fn tally(findings: &[Finding]) -> String {
+    let count = |s| findings.iter().filter(|f| f.severity == s).count();
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    let mut parts = vec![
+        plural(count(Severity::Error), "error"),
+        plural(count(Severity::Warning), "warning"),
+    ];
+    let infos = count(Severity::Info);
+    if infos > 0 {
+        parts.push(format!("{infos} info"));
+    }
+    parts.join(", ")
+}

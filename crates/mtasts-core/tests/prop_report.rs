@@ -23,6 +23,7 @@ fn limits() -> ReportLimits {
         max_decompressed_bytes: 256 * 1024,
         max_policies: 16,
         max_failure_details: 64,
+        max_json_values: 100_000,
     }
 }
 

@@ -257,22 +257,25 @@ fn fqdn(name: &str) -> String {
     format!("{}.", name.trim_end_matches('.'))
 }
 
-#[async_trait]
-impl DnsLookup for Dns {
-    async fn txt(&self, name: &str) -> Result<Answer<TxtRrset>, DnsError> {
+impl Dns {
+    /// One lookup of `rtype` at `name`, keeping the records `pick` extracts; an answer with
+    /// none of them is NODATA.
+    async fn records<T>(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        pick: impl Fn(&RData) -> Option<T>,
+    ) -> Result<Answer<Vec<T>>, DnsError> {
         let started = Instant::now();
         let lookup = self
             .resolver
-            .txt_lookup(fqdn(name).as_str())
+            .lookup(fqdn(name).as_str(), rtype)
             .await
             .map_err(|e| classify(&e, name))?;
-        let records: TxtRrset = lookup
+        let records: Vec<T> = lookup
             .answers()
             .iter()
-            .filter_map(|r| match &r.data {
-                RData::TXT(t) => Some(t.txt_data.iter().map(|s| s.to_vec()).collect()),
-                _ => None,
-            })
+            .filter_map(|r| pick(&r.data))
             .collect();
         if records.is_empty() {
             return Err(DnsError::new(DnsErrorKind::NoData, name, ""));
@@ -284,18 +287,21 @@ impl DnsLookup for Dns {
             authentic: lookup.message().metadata.authentic_data,
         })
     }
+}
+
+#[async_trait]
+impl DnsLookup for Dns {
+    async fn txt(&self, name: &str) -> Result<Answer<TxtRrset>, DnsError> {
+        self.records(name, RecordType::TXT, |d| match d {
+            RData::TXT(t) => Some(t.txt_data.iter().map(|s| s.to_vec()).collect()),
+            _ => None,
+        })
+        .await
+    }
 
     async fn mx(&self, name: &str) -> Result<Answer<Vec<MxRecord>>, DnsError> {
-        let started = Instant::now();
-        let lookup = self
-            .resolver
-            .mx_lookup(fqdn(name).as_str())
-            .await
-            .map_err(|e| classify(&e, name))?;
-        let mut records: Vec<MxRecord> = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
+        let mut answer = self
+            .records(name, RecordType::MX, |d| match d {
                 RData::MX(mx) => Some(MxRecord {
                     preference: mx.preference,
                     exchange: mx
@@ -306,18 +312,10 @@ impl DnsLookup for Dns {
                 }),
                 _ => None,
             })
-            .collect();
-        records.sort();
-        records.dedup();
-        if records.is_empty() {
-            return Err(DnsError::new(DnsErrorKind::NoData, name, ""));
-        }
-        Ok(Answer {
-            ttl: min_ttl(lookup.answers().iter()),
-            records,
-            millis: millis(started),
-            authentic: lookup.message().metadata.authentic_data,
-        })
+            .await?;
+        answer.records.sort();
+        answer.records.dedup();
+        Ok(answer)
     }
 
     async fn addresses(&self, name: &str) -> Result<Answer<Addresses>, DnsError> {
@@ -345,34 +343,16 @@ impl DnsLookup for Dns {
     }
 
     async fn tlsa(&self, name: &str) -> Result<Answer<Vec<Tlsa>>, DnsError> {
-        let started = Instant::now();
-        let lookup = self
-            .resolver
-            .lookup(fqdn(name).as_str(), RecordType::TLSA)
-            .await
-            .map_err(|e| classify(&e, name))?;
-        let records: Vec<Tlsa> = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::TLSA(t) => Some(Tlsa {
-                    usage: u8::from(t.cert_usage),
-                    selector: u8::from(t.selector),
-                    matching: u8::from(t.matching),
-                    data: t.cert_data.clone(),
-                }),
-                _ => None,
-            })
-            .collect();
-        if records.is_empty() {
-            return Err(DnsError::new(DnsErrorKind::NoData, name, ""));
-        }
-        Ok(Answer {
-            ttl: min_ttl(lookup.answers().iter()),
-            records,
-            millis: millis(started),
-            authentic: lookup.message().metadata.authentic_data,
+        self.records(name, RecordType::TLSA, |d| match d {
+            RData::TLSA(t) => Some(Tlsa {
+                usage: u8::from(t.cert_usage),
+                selector: u8::from(t.selector),
+                matching: u8::from(t.matching),
+                data: t.cert_data.clone(),
+            }),
+            _ => None,
         })
+        .await
     }
 
     /// A validating resolver sets AD only when the query asks for it (RFC 6840 §5.7), and

@@ -26,6 +26,25 @@ pub struct ResolverConfig {
     pub memory: MemoryConfig,
 }
 
+impl ResolverConfig {
+    /// Reads the `[resolver]` table of a daemon configuration file, or a file holding only
+    /// the resolver's sections.
+    pub fn load_section(path: &std::path::Path) -> Result<ResolverConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let value: toml::Table =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let table = match value.get("resolver") {
+            Some(toml::Value::Table(t)) => t.clone(),
+            Some(_) => return Err(format!("{}: [resolver] must be a table", path.display())),
+            None => value,
+        };
+        table
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("{}: in [resolver]: {e}", path.display()))
+    }
+}
+
 /// DNS settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

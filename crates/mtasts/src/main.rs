@@ -145,6 +145,8 @@ struct ReportParseArgs {
     /// Print the normalised reports as JSON
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    limits: report_cmd::LimitArgs,
 }
 
 /// `mtasts daemon`: runs until SIGTERM/SIGINT (exit 0) or a startup failure (exit 2).
@@ -203,7 +205,7 @@ fn main() -> ExitCode {
             lint_cmd::lint_record(&a.records, a.json, &mut out, &mut err)
         }
         Command::Report(ReportCommand::Parse(a)) => {
-            report_cmd::parse_reports(&a.files, a.json, &mut out, &mut err)
+            report_cmd::parse_reports(&a.files, a.json, &a.limits.limits(), &mut out, &mut err)
         }
         Command::Daemon(a) => daemon(&a, &mut err),
         Command::Check(a) => check_cmd::check(a, &mut out, &mut err),

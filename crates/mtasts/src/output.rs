@@ -1,5 +1,7 @@
 //! Rendering findings for people and for programs.
 
+pub(crate) use mtasts_core::diag::tally;
+use mtasts_core::text::escape;
 use mtasts_core::{Finding, Location, Severity};
 use std::io::{self, Write};
 
@@ -12,28 +14,17 @@ pub(crate) fn write_finding(out: &mut dyn Write, source: &str, f: &Finding) -> i
     };
     writeln!(
         out,
-        "{place}: {}: {} [{}, {}]",
-        f.severity, f.message, f.code, f.rfc
+        "{}: {}: {} [{}, {}]",
+        escape(&place),
+        f.severity,
+        escape(&f.message),
+        f.code,
+        f.rfc
     )?;
     if !f.hint.is_empty() {
-        writeln!(out, "    hint: {}", f.hint)?;
+        writeln!(out, "    hint: {}", escape(&f.hint))?;
     }
     Ok(())
-}
-
-/// `2 errors, 1 warning`.
-pub(crate) fn tally(findings: &[Finding]) -> String {
-    let count = |s| findings.iter().filter(|f| f.severity == s).count();
-    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-    let mut parts = vec![
-        plural(count(Severity::Error), "error"),
-        plural(count(Severity::Warning), "warning"),
-    ];
-    let infos = count(Severity::Info);
-    if infos > 0 {
-        parts.push(format!("{infos} info"));
-    }
-    parts.join(", ")
 }
 
 /// The exit status for a set of findings.

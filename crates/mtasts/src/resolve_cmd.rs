@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use mtasts_resolver::render::{to_json, write_text};
@@ -23,26 +23,9 @@ pub(crate) struct ResolveOptions {
     pub(crate) json: bool,
 }
 
-/// Reads the `[resolver]` table of a daemon configuration file (or a file holding only the
-/// resolver's sections).
-fn load_config(path: &Path) -> Result<ResolverConfig, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let value: toml::Table =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let table = match value.get("resolver") {
-        Some(toml::Value::Table(t)) => t.clone(),
-        Some(_) => return Err(format!("{}: [resolver] must be a table", path.display())),
-        None => value,
-    };
-    table
-        .try_into()
-        .map_err(|e: toml::de::Error| format!("{}: in [resolver]: {e}", path.display()))
-}
-
 fn build_config(o: &ResolveOptions) -> Result<ResolverConfig, String> {
     let mut cfg = match &o.config {
-        Some(p) => load_config(p)?,
+        Some(p) => ResolverConfig::load_section(p)?,
         None => ResolverConfig {
             store: StoreConfig::Memory,
             ..ResolverConfig::default()
@@ -57,25 +40,8 @@ fn build_config(o: &ResolveOptions) -> Result<ResolverConfig, String> {
     if let Some(port) = o.port {
         cfg.fetch.port = port;
     }
-    match o.cache.as_deref() {
-        None => {}
-        Some("memory") => cfg.store = StoreConfig::Memory,
-        Some(s) if s.starts_with("sqlite:") => {
-            cfg.store = StoreConfig::Sqlite {
-                path: PathBuf::from(&s["sqlite:".len()..]),
-            }
-        }
-        Some(s) if s.starts_with("redis://") || s.starts_with("unix://") => {
-            cfg.store = StoreConfig::Redis {
-                url: s.to_owned(),
-                key_prefix: "mtasts:sts:".to_owned(),
-            }
-        }
-        Some(other) => {
-            return Err(format!(
-                "--cache {other:?}: expected memory, sqlite:PATH or redis://HOST:PORT"
-            ));
-        }
+    if let Some(spec) = &o.cache {
+        cfg.store = StoreConfig::from_spec(spec).map_err(|e| format!("--cache {e}"))?;
     }
     // One resolution: nothing worth preloading.
     cfg.memory.preload = 0;

@@ -165,3 +165,47 @@ fn one_bad_file_among_good_ones_sets_the_exit_code_but_the_rest_is_printed() {
     );
     assert!(reports[1]["error"].is_string());
 }
+
+/// Regression (issue 13): 65 KB of gzip holding `"x": [0,0,…]` made `report parse` take
+/// 4.8 GB (7.1 GB with `--json`). Under a 1 GiB address-space limit it must finish with a
+/// clear refusal, not abort on an allocation failure; and the hostile text is not "not a
+/// report: not a report:".
+#[test]
+fn a_hostile_unknown_member_is_refused_within_bounded_memory() {
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bomb.json.gz");
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    gz.write_all(b"{\"organization-name\": \"x\", \"x\": [0")
+        .expect("gzip");
+    for _ in 0..3_000_000 {
+        gz.write_all(b",0,0,0,0,0,0,0,0,0,0").expect("gzip");
+    }
+    gz.write_all(b"], \"policies\": []}").expect("gzip");
+    std::fs::write(&path, gz.finish().expect("gzip")).expect("write");
+    for json in [false, true] {
+        let mut args = vec![
+            "-c".to_owned(),
+            "ulimit -v 1048576 && exec \"$0\" \"$@\"".to_owned(),
+            env!("CARGO_BIN_EXE_mtasts").to_owned(),
+            "report".to_owned(),
+            "parse".to_owned(),
+        ];
+        if json {
+            args.push("--json".to_owned());
+        }
+        args.push(path.display().to_string());
+        let o = std::process::Command::new("sh")
+            .args(&args)
+            .output()
+            .expect("run sh");
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert_eq!(o.status.code(), Some(1), "json={json}: {all}");
+        assert!(
+            all.contains("tlsrpt.report.too-many-values")
+                && !all.contains("not a report: not a report"),
+            "json={json}: {all}"
+        );
+    }
+}

@@ -127,7 +127,7 @@ pub enum PayloadError {
         limit: usize,
     },
     /// The input is neither JSON, gzip nor an e-mail message.
-    #[error("not a report: neither JSON, gzip nor an e-mail message")]
+    #[error("neither JSON, gzip nor an e-mail message")]
     Unrecognised,
     /// An e-mail without a report part.
     #[error(

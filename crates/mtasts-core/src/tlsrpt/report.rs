@@ -25,7 +25,7 @@ use crate::rfc::RfcRef;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -54,6 +54,12 @@ pub struct ReportLimits {
     /// Most `failure-details` entries accepted in the whole report (all policies together).
     /// Default: 100 000.
     pub max_failure_details: usize,
+    /// Most JSON values (objects, arrays, strings, numbers...) the report may hold in all,
+    /// known members and unknown ones alike. Each costs at most about 100 bytes in memory
+    /// beside its text, so this bounds what reading a report can allocate, whatever its
+    /// members hold: `{"x": [0,0,0,…]}` is refused here, not read into millions of values.
+    /// Default: 1 000 000 (a report with 100 000 failure details of 9 members fits).
+    pub max_json_values: usize,
 }
 
 impl ReportLimits {
@@ -63,6 +69,7 @@ impl ReportLimits {
         max_decompressed_bytes: 64 * 1024 * 1024,
         max_policies: 10_000,
         max_failure_details: 100_000,
+        max_json_values: 1_000_000,
     };
 }
 
@@ -575,6 +582,14 @@ pub enum ReportError {
         /// The limit.
         limit: usize,
     },
+    /// More JSON values than [`ReportLimits::max_json_values`].
+    #[error("{}: the report holds more than {limit} JSON values", shown(.field))]
+    TooManyValues {
+        /// Where the limit was passed.
+        field: String,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 fn shown(field: &str) -> &str {
@@ -606,6 +621,7 @@ impl Diagnostic for ReportError {
             ReportError::MissingPolicies => "tlsrpt.report.missing-policies",
             ReportError::TooManyPolicies { .. } => "tlsrpt.report.too-many-policies",
             ReportError::TooManyFailureDetails { .. } => "tlsrpt.report.too-many-failure-details",
+            ReportError::TooManyValues { .. } => "tlsrpt.report.too-many-values",
         }
     }
 
@@ -615,7 +631,9 @@ impl Diagnostic for ReportError {
 
     fn rfc(&self) -> RfcRef {
         match self {
-            ReportError::TooLarge { .. } => RfcRef::tlsrpt("5.2"),
+            ReportError::TooLarge { .. } | ReportError::TooManyValues { .. } => {
+                RfcRef::tlsrpt("5.2")
+            }
             ReportError::NotJson { .. } => RfcRef::tlsrpt("4"),
             ReportError::InvalidDateTime { .. } => RfcRef::tlsrpt("4.1"),
             _ => RfcRef::tlsrpt("4.4"),
@@ -630,7 +648,8 @@ impl Diagnostic for ReportError {
             ReportError::WrongType { field, .. }
             | ReportError::NotACount { field, .. }
             | ReportError::InvalidDateTime { field, .. }
-            | ReportError::TooManyFailureDetails { field, .. } => field_location(field),
+            | ReportError::TooManyFailureDetails { field, .. }
+            | ReportError::TooManyValues { field, .. } => field_location(field),
             ReportError::MissingPolicies | ReportError::TooManyPolicies { .. } => {
                 field_location("policies")
             }
@@ -640,7 +659,7 @@ impl Diagnostic for ReportError {
     fn hint(&self) -> String {
         match self {
             ReportError::TooLarge { limit, .. } => format!(
-                "raise the limit above {limit} bytes only if you trust the sender of such large reports"
+                "raise the limit above {limit} bytes (--max-decompressed-bytes) only if you trust the sender of such large reports"
             ),
             ReportError::NotJson { .. } => {
                 "check that the file is a TLS-RPT report (JSON, gzip or an e-mail) and was not truncated".into()
@@ -657,8 +676,14 @@ impl Diagnostic for ReportError {
             ReportError::MissingPolicies => {
                 "a report carries its results in a policies array; this JSON is not a TLS-RPT report".into()
             }
-            ReportError::TooManyPolicies { .. } | ReportError::TooManyFailureDetails { .. } => {
-                "raise the limit in ReportLimits only if you trust the sender".into()
+            ReportError::TooManyPolicies { .. } => {
+                "raise the limit (--max-policies) only if you trust the sender".into()
+            }
+            ReportError::TooManyFailureDetails { .. } => {
+                "raise the limit (--max-failure-details) only if you trust the sender".into()
+            }
+            ReportError::TooManyValues { .. } => {
+                "raise the limit (--max-json-values) only if you trust the sender".into()
             }
         }
     }
@@ -1129,15 +1154,30 @@ impl Seg<'_> {
     }
 }
 
+/// What reading one JSON document may still allocate, and where it ran out.
+struct Budget {
+    values_left: Cell<usize>,
+    exhausted_at: RefCell<Option<String>>,
+}
+
 struct ValueSeed<'a> {
     seg: &'a Seg<'a>,
     dups: &'a RefCell<Vec<(String, String)>>,
+    budget: &'a Budget,
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
     type Value = Value;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        // Counted before the value is built, so no more than the budget is ever allocated.
+        match self.budget.values_left.get().checked_sub(1) {
+            Some(left) => self.budget.values_left.set(left),
+            None => {
+                *self.budget.exhausted_at.borrow_mut() = Some(self.seg.render());
+                return Err(serde::de::Error::custom("too many JSON values"));
+            }
+        }
         d.deserialize_any(self)
     }
 }
@@ -1188,6 +1228,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             let seed = ValueSeed {
                 seg: &seg,
                 dups: self.dups,
+                budget: self.budget,
             };
             match seq.next_element_seed(seed)? {
                 Some(v) => out.push(v),
@@ -1204,6 +1245,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             let value = map.next_value_seed(ValueSeed {
                 seg: &seg,
                 dups: self.dups,
+                budget: self.budget,
             })?;
             if out.contains_key(&key) {
                 self.dups.borrow_mut().push((seg.render(), key.clone()));
@@ -1214,21 +1256,36 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 }
 
-/// Reads JSON text into a value; repeated member names are returned as (path, name).
-fn read_json(bytes: &[u8]) -> Result<(Value, Vec<(String, String)>), ReportError> {
+/// Reads JSON text into a value of at most `max_values` values; repeated member names are
+/// returned as (path, name).
+fn read_json(
+    bytes: &[u8],
+    max_values: usize,
+) -> Result<(Value, Vec<(String, String)>), ReportError> {
     let dups = RefCell::new(Vec::new());
+    let budget = Budget {
+        values_left: Cell::new(max_values),
+        exhausted_at: RefCell::new(None),
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let seed = ValueSeed {
         seg: &Seg::Root,
         dups: &dups,
+        budget: &budget,
     };
     let value = seed
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v))
-        .map_err(|e| ReportError::NotJson {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
+        .map_err(|e| match budget.exhausted_at.take() {
+            Some(field) => ReportError::TooManyValues {
+                field,
+                limit: max_values,
+            },
+            None => ReportError::NotJson {
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            },
         })?;
     Ok((value, dups.into_inner()))
 }
@@ -1258,7 +1315,7 @@ pub fn parse_report(json: &[u8], limits: &ReportLimits) -> Result<ParsedReport, 
         }
         None => json,
     };
-    let (value, dups) = read_json(body)?;
+    let (value, dups) = read_json(body, limits.max_json_values)?;
     findings.extend(
         dups.into_iter()
             .map(|(field, key)| ReportFinding::DuplicateKey { field, key }),

@@ -810,6 +810,49 @@ tlsrpt_cases! { check;
     rfc8460_s5_2_failure_details_one_over_the_limit_are_refused:
         json(sized(2, 3)).limits(|l| l.max_failure_details = 5)
         => Error("tlsrpt.report.too-many-failure-details", "policies[1].failure-details");
+    rfc8460_s5_2_values_exactly_at_the_limit_are_read:
+        json(unknown_array(10)).limits(|l| l.max_json_values = value_count(10)) => Totals(5326, 303);
+    rfc8460_s5_2_values_one_over_the_limit_are_refused:
+        json(unknown_array(10)).limits(|l| l.max_json_values = value_count(10) - 1)
+        => Error("tlsrpt.report.too-many-values", "x[9]");
+    // Regression (issue 13): 64 MiB of `"x": [0,0,…]` (33 million values) from 65 KB of gzip
+    // used to take 4.8 GB; it is refused at the default value budget.
+    rfc8460_s5_2_an_unknown_member_cannot_amplify_memory:
+        raw(&gzip(&zeros_report(30_000_000))) => Error("tlsrpt.report.too-many-values", "x[999998]");
+}
+
+/// The RFC example with an unknown member `x` holding `n` zeros.
+fn unknown_array(n: usize) -> Value {
+    let mut r = rfc();
+    r["x"] = Value::Array(vec![json!(0); n]);
+    r
+}
+
+/// How many JSON values `unknown_array(n)` holds.
+fn value_count(n: usize) -> usize {
+    fn count(v: &Value) -> usize {
+        1 + match v {
+            Value::Array(a) => a.iter().map(count).sum(),
+            Value::Object(o) => o.values().map(count).sum(),
+            _ => 0,
+        }
+    }
+    count(&unknown_array(n))
+}
+
+/// The RFC example with `"x": [0,0,…]` of `n` zeros, as bytes (built without a `Value`).
+fn zeros_report(n: usize) -> Vec<u8> {
+    let body = rfc_json_bytes();
+    let mut out = Vec::with_capacity(n * 2 + body.len() + 16);
+    out.extend_from_slice(b"{\"x\": [0");
+    for _ in 1..n {
+        out.extend_from_slice(b",0");
+    }
+    out.extend_from_slice(b"], ");
+    // The rest of the report, without its opening brace.
+    let at = body.iter().position(|b| *b == b'{').unwrap_or(0) + 1;
+    out.extend_from_slice(&body[at..]);
+    out
 }
 
 #[test]

@@ -121,6 +121,26 @@ impl Default for StoreConfig {
     }
 }
 
+impl StoreConfig {
+    /// Reads the one-word form of the command line: `memory`, `sqlite:PATH`,
+    /// `redis://HOST:PORT[/DB]` or `unix:///PATH`.
+    pub fn from_spec(spec: &str) -> Result<StoreConfig, String> {
+        match spec {
+            "memory" => Ok(StoreConfig::Memory),
+            s if s.starts_with("sqlite:") => Ok(StoreConfig::Sqlite {
+                path: PathBuf::from(&s["sqlite:".len()..]),
+            }),
+            s if s.starts_with("redis://") || s.starts_with("unix://") => Ok(StoreConfig::Redis {
+                url: s.to_owned(),
+                key_prefix: default_redis_prefix(),
+            }),
+            other => Err(format!(
+                "{other:?}: expected memory, sqlite:PATH or redis://HOST:PORT"
+            )),
+        }
+    }
+}
+
 /// Opens the configured store.
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match config {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    mtasts_test_support::workspace_root()
 }
 
 /// The `(rfc, section)` pairs and paths of the table.
