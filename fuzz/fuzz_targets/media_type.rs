@@ -4,6 +4,10 @@ use libfuzzer_sys::fuzz_target;
 use mtasts_core::sts::fetch::{MediaType, check_media_type};
 
 fuzz_target!(|data: &str| {
-    let _ = MediaType::parse(data);
-    let _ = check_media_type(Some(data));
+    if let Some(m) = MediaType::parse(data) {
+        let _ = m.param("charset");
+    }
+    if let Err(e) = check_media_type(Some(data)) {
+        let _ = e.to_string();
+    }
 });

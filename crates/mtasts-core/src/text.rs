@@ -67,6 +67,15 @@ fn push_escaped(out: &mut String, c: char) {
     }
 }
 
+/// `s` cut to its first `max` characters, with `…` when something was cut: for messages that
+/// quote input, so a 16 MiB line is not echoed back whole.
+pub fn excerpt(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => Cow::Borrowed(s),
+        Some((at, _)) => Cow::Owned(format!("{}…", &s[..at])),
+    }
+}
+
 /// Displays a string escaped as by [`escape`]: `format!("{}", Untrusted(name))`.
 #[derive(Clone, Copy, Debug)]
 pub struct Untrusted<'a>(pub &'a str);
@@ -105,6 +114,13 @@ mod tests {
             "a\\\\x1b",
             "a literal backslash cannot forge an escape"
         );
+    }
+
+    #[test]
+    fn excerpts_cut_long_text_only() {
+        assert_eq!(excerpt("short", 10), "short");
+        assert_eq!(excerpt("abcdefghij", 4), "abcd…");
+        assert_eq!(excerpt("ééééé", 2), "éé…");
     }
 
     #[test]

@@ -45,6 +45,19 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The message on one line, for logs: toml's multi-line snippet (line, caret, message)
+    /// is joined with `" | "`, so one reload error is one log line.
+    pub fn one_line(&self) -> String {
+        self.to_string()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != "|")
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -63,6 +76,9 @@ pub struct Config {
     pub max_pipeline: usize,
     /// Seconds a connection may stay idle (no request pending) before it is closed.
     pub idle_timeout: f64,
+    /// Seconds from the first byte of a request to its last: a request not complete by then
+    /// closes the connection (trickled bytes do not extend it).
+    pub request_read_timeout: f64,
     /// Seconds one lookup may take; past it the answer is as for a transient DNS failure.
     /// Keep it under Postfix's socketmap I/O timeout (100 s).
     pub request_timeout: f64,
@@ -95,7 +111,8 @@ impl Default for Config {
             max_reply: POSTFIX_MAX_REPLY,
             max_connections: 1024,
             max_pipeline: 128,
-            idle_timeout: 300.0,
+            idle_timeout: 30.0,
+            request_read_timeout: 10.0,
             request_timeout: 90.0,
             shutdown_timeout: 20.0,
             refresh_period: 60.0,
@@ -296,7 +313,40 @@ fn de_level<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> 
     Ok(s)
 }
 
+/// The accepted range of every numeric setting of the daemon's own table, as
+/// `(key, least, most)` (the resolver's are [`mtasts_resolver::config::RANGES`]). Enforced at
+/// load and listed in `docs/daemon.md`; a test keeps the two equal.
+pub const RANGES: &[(&str, f64, f64)] = &[
+    ("max_request", 16.0, 65_536.0),
+    ("max_reply", 64.0, 10_000_000.0),
+    ("max_connections", 1.0, 1_000_000.0),
+    ("max_pipeline", 1.0, 10_000.0),
+    ("idle_timeout", 0.1, 86_400.0),
+    ("request_read_timeout", 0.1, 3_600.0),
+    ("request_timeout", 0.1, 3_600.0),
+    ("shutdown_timeout", 0.1, 3_600.0),
+    ("refresh_period", 0.0, 86_400.0),
+    ("refresh_batch", 1.0, 1_000_000.0),
+];
+
 impl Config {
+    #[allow(clippy::cast_precision_loss)]
+    fn value_of(&self, key: &str) -> f64 {
+        match key {
+            "max_request" => self.max_request as f64,
+            "max_reply" => self.max_reply as f64,
+            "max_connections" => self.max_connections as f64,
+            "max_pipeline" => self.max_pipeline as f64,
+            "idle_timeout" => self.idle_timeout,
+            "request_read_timeout" => self.request_read_timeout,
+            "request_timeout" => self.request_timeout,
+            "shutdown_timeout" => self.shutdown_timeout,
+            "refresh_period" => self.refresh_period,
+            "refresh_batch" => self.refresh_batch as f64,
+            _ => f64::NAN,
+        }
+    }
+
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -337,48 +387,31 @@ impl Config {
                 ));
             }
         }
-        if self.max_request < 16 {
-            return Err(invalid(
-                "max_request",
-                format!("{} is too small (at least 16)", self.max_request),
-            ));
-        }
-        if self.max_reply < 64 {
-            return Err(invalid(
-                "max_reply",
-                format!("{} is too small (at least 64)", self.max_reply),
-            ));
-        }
-        for (key, v) in [
-            ("max_connections", self.max_connections),
-            ("max_pipeline", self.max_pipeline),
-            ("refresh_batch", self.refresh_batch),
-        ] {
-            if v == 0 {
-                return Err(invalid(key, "must be at least 1".to_owned()));
-            }
-        }
-        for (key, v) in [
-            ("idle_timeout", self.idle_timeout),
-            ("request_timeout", self.request_timeout),
-            ("shutdown_timeout", self.shutdown_timeout),
-        ] {
-            if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+        for &(key, least, most) in RANGES {
+            let value = self.value_of(key);
+            if !(value.is_finite() && value >= least && value <= most) {
                 return Err(invalid(
                     key,
-                    format!("{v} is not a number of seconds above 0 and at most 86400"),
+                    format!("{value} is out of range (from {least} to {most})"),
                 ));
             }
         }
-        if !(self.refresh_period.is_finite()
-            && self.refresh_period >= 0.0
-            && self.refresh_period <= 86_400.0)
-        {
+        // 0 turns the refresher off; anything else must leave it time to work.
+        if self.refresh_period != 0.0 && self.refresh_period < 1.0 {
             return Err(invalid(
                 "refresh_period",
                 format!(
-                    "{} is not a number of seconds from 0 (off) to 86400",
+                    "{} is out of range (0 to turn it off, or from 1 to 86400)",
                     self.refresh_period
+                ),
+            ));
+        }
+        if let Err(e) = self.resolver.validate() {
+            return Err(invalid(
+                &format!("resolver.{}", e.key),
+                format!(
+                    "{} is out of range (from {} to {})",
+                    e.value, e.least, e.most
                 ),
             ));
         }
@@ -546,5 +579,55 @@ mod tests {
         assert!(parse_mode("").is_err());
         assert!(parse_mode("8").is_err());
         assert!(parse_mode("17777").is_err());
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+
+    /// docs/daemon.md gives every numeric key its enforced range.
+    #[test]
+    fn docs_list_the_ranges_enforced() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/daemon.md");
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        for &(key, least, most) in RANGES {
+            let range = if key == "refresh_period" {
+                format!("0 (off), 1–{most}")
+            } else {
+                format!("{least}–{most}")
+            };
+            let found = doc.lines().any(|l| {
+                l.starts_with(&format!("| `{key}` | ")) && l.contains(&format!(" | {range} | "))
+            });
+            assert!(
+                found,
+                "docs/daemon.md: no row for `{key}` with the range {range}"
+            );
+        }
+    }
+
+    /// Regression (issue 13): these passed `daemon --check` and made the daemon spin or answer
+    /// NOTFOUND for every enforce domain.
+    #[test]
+    fn values_that_would_break_the_daemon_are_refused() {
+        for (toml, key) in [
+            ("refresh_period = 1e-9\n", "refresh_period"),
+            (
+                "[resolver.fetch]\nmax_body = 0\n",
+                "resolver.fetch.max_body",
+            ),
+            ("[resolver.dns]\nattempts = 0\n", "resolver.dns.attempts"),
+            ("max_pipeline = 0\n", "max_pipeline"),
+            ("request_read_timeout = 0\n", "request_read_timeout"),
+        ] {
+            match Config::from_toml_str(toml, "t.toml") {
+                Ok(_) => panic!("accepted: {toml}"),
+                Err(e) => assert!(
+                    e.to_string().contains(&format!("key `{key}`")),
+                    "{toml}: {e}"
+                ),
+            }
+        }
     }
 }

@@ -47,6 +47,10 @@ pub struct Metrics {
     pub connections_waited: AtomicU64,
     /// Connections closed for being idle.
     pub idle_closed: AtomicU64,
+    /// Connections closed because a request was not complete within `request_read_timeout`.
+    pub slow_request_closed: AtomicU64,
+    /// Idle connections closed to make room for a new one at `max_connections`.
+    pub connections_evicted: AtomicU64,
     /// Configuration reloads that were applied.
     pub reloads_ok: AtomicU64,
     /// Configuration reloads that failed (the old configuration stays).
@@ -258,6 +262,20 @@ impl Metrics {
             "Connections closed after idle_timeout.",
             load(&self.idle_closed),
         );
+        simple(
+            &mut out,
+            "mtasts_connections_slow_request_closed_total",
+            "counter",
+            "Connections closed because a request was not complete within request_read_timeout.",
+            load(&self.slow_request_closed),
+        );
+        simple(
+            &mut out,
+            "mtasts_connections_evicted_total",
+            "counter",
+            "Idle connections closed to serve a new one when max_connections were open.",
+            load(&self.connections_evicted),
+        );
         header(
             &mut out,
             "mtasts_config_reloads_total",
@@ -326,6 +344,11 @@ impl Metrics {
                 "mtasts_resolver_evictions_total",
                 "Entries dropped from memory to stay under capacity.",
                 &c.evictions,
+            ),
+            (
+                "mtasts_resolver_store_recreated_total",
+                "Times the cache store's file was found deleted or replaced and recreated from memory.",
+                &c.store_recreated,
             ),
         ] {
             simple(&mut out, name, "counter", help, load(v));

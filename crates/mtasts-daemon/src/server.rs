@@ -1,6 +1,7 @@
 //! The socketmap server: listeners, one task per connection, pipelined requests answered
 //! concurrently and written in order, reload and graceful shutdown.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -35,6 +36,7 @@ struct Live {
     max_reply: usize,
     max_pipeline: usize,
     idle_timeout: Duration,
+    request_read_timeout: Duration,
     request_timeout: Duration,
     shutdown_timeout: Duration,
 }
@@ -47,6 +49,7 @@ impl Live {
             max_reply: c.max_reply,
             max_pipeline: c.max_pipeline,
             idle_timeout: secs(c.idle_timeout),
+            request_read_timeout: secs(c.request_read_timeout),
             request_timeout: secs(c.request_timeout),
             shutdown_timeout: secs(c.shutdown_timeout),
         }
@@ -63,12 +66,67 @@ struct Shared {
     /// When "max_connections reached" was last logged (seconds since start), to log it at
     /// most every 10 seconds.
     last_limit_warning: AtomicU64,
+    /// When the malformed-input warning was last logged (seconds since start).
+    last_protocol_warning: AtomicU64,
     started: Instant,
+    /// The open connections, for closing the one idle longest when the cap is reached.
+    conns: Mutex<HashMap<u64, Arc<ConnState>>>,
+    next_conn: AtomicU64,
+    /// Notified when a connection has answered everything it was asked (it can now be
+    /// closed to make room for a waiting one).
+    quiet: tokio::sync::Notify,
+}
+
+/// What the accept loop needs to know about an open connection.
+struct ConnState {
+    /// Milliseconds since start when the connection last became idle or began its current
+    /// request (the longer ago, the better a candidate for eviction).
+    quiet_since: AtomicU64,
+    /// Requests read but not yet answered.
+    pending: AtomicUsize,
+    /// Cancelled to close the connection.
+    close: CancellationToken,
 }
 
 impl Shared {
     fn live(&self) -> Arc<Live> {
         self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Closes the open connection that has been quiet the longest and has nothing being
+    /// answered (an idle client, or one trickling a request); false when every connection
+    /// is waiting for an answer.
+    fn evict_idlest(&self) -> bool {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        // Quiet the longest; between equals, the oldest connection.
+        let victim = conns
+            .iter()
+            .filter(|(_, c)| c.pending.load(Ordering::Relaxed) == 0 && !c.close.is_cancelled())
+            .min_by_key(|(id, c)| (c.quiet_since.load(Ordering::Relaxed), **id));
+        match victim {
+            Some((_, c)) => {
+                c.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Logs the malformed-input warning at most every 10 seconds (a hostile client must not
+    /// flood the log); the count is in the metrics either way.
+    fn protocol_warning_due(&self) -> bool {
+        let now = self.started.elapsed().as_secs();
+        let last = self.last_protocol_warning.load(Ordering::Relaxed);
+        if last == u64::MAX || now >= last + 10 {
+            self.last_protocol_warning.store(now, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -187,7 +245,11 @@ impl Daemon {
             live: RwLock::new(Arc::new(Live::from_config(&config))),
             max_connections: config.max_connections,
             last_limit_warning: AtomicU64::new(u64::MAX),
+            last_protocol_warning: AtomicU64::new(u64::MAX),
             started: Instant::now(),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
+            quiet: tokio::sync::Notify::new(),
             config: Mutex::new(config.clone()),
         });
         let stop_accepting = CancellationToken::new();
@@ -305,7 +367,7 @@ impl Daemon {
                 .metrics
                 .reloads_failed
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "configuration not reloaded; the running one stays");
+            tracing::error!(error = %e.one_line(), "configuration not reloaded; the running one stays");
             return Err(e);
         }
         let mut current = self.shared.config.lock().unwrap_or_else(|p| p.into_inner());
@@ -348,6 +410,7 @@ impl Daemon {
             (
                 "timeouts",
                 new.idle_timeout != current.idle_timeout
+                    || new.request_read_timeout != current.request_read_timeout
                     || new.request_timeout != current.request_timeout
                     || new.shutdown_timeout != current.shutdown_timeout,
             ),
@@ -369,6 +432,7 @@ impl Daemon {
         current.max_reply = new.max_reply;
         current.max_pipeline = new.max_pipeline;
         current.idle_timeout = new.idle_timeout;
+        current.request_read_timeout = new.request_read_timeout;
         current.request_timeout = new.request_timeout;
         current.shutdown_timeout = new.shutdown_timeout;
         let live = Arc::new(Live::from_config(&current));
@@ -395,7 +459,7 @@ impl Daemon {
                     .metrics
                     .reloads_failed
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "configuration not reloaded; the running one stays");
+                tracing::error!(error = %e.one_line(), "configuration not reloaded; the running one stays");
                 Err(e)
             }
         }
@@ -555,15 +619,34 @@ async fn accept_loop(
                     tracing::warn!(
                         max_connections = shared.max_connections,
                         %peer,
-                        "max_connections are open: new connections wait until one closes"
+                        "max_connections are open: closing the connection idle longest, or \
+                         waiting for one to close when every connection is answering"
                     );
                 }
-                tokio::select! {
-                    () = stop_accepting.cancelled() => return,
-                    p = slots.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
+                if shared.evict_idlest() {
+                    shared
+                        .metrics
+                        .connections_evicted
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                // Wait for a slot; whenever a connection finishes answering (and so becomes a
+                // candidate), try again to make room.
+                loop {
+                    tokio::select! {
+                        () = stop_accepting.cancelled() => return,
+                        p = slots.clone().acquire_owned() => match p {
+                            Ok(p) => break p,
+                            Err(_) => return,
+                        },
+                        () = shared.quiet.notified() => {
+                            if shared.evict_idlest() {
+                                shared
+                                    .metrics
+                                    .connections_evicted
+                                    .fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
                 }
             }
         };
@@ -601,6 +684,19 @@ async fn accept(acceptor: &Acceptor) -> io::Result<(Conn, String)> {
     }
 }
 
+/// Removes a connection from the registry when dropped.
+struct Registered<'a>(&'a Shared, u64);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
+}
+
 /// Decrements a gauge when dropped.
 struct GaugeGuard<'a>(&'a AtomicU64);
 
@@ -628,10 +724,21 @@ async fn connection<S>(
     let live = shared.live();
     let (rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel(live.max_pipeline);
-    let pending = Arc::new(AtomicUsize::new(0));
+    let state = Arc::new(ConnState {
+        quiet_since: AtomicU64::new(shared.millis()),
+        pending: AtomicUsize::new(0),
+        close: CancellationToken::new(),
+    });
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    shared
+        .conns
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, state.clone());
+    let _registered = Registered(&shared, id);
     let writer_gone = CancellationToken::new();
-    let reader = read_requests(rd, tx, &shared, &live, &peer, &pending, &stop, &writer_gone);
-    let writer = write_replies(wr, rx, &live, &peer, &pending, &writer_gone);
+    let reader = read_requests(rd, tx, &shared, &live, &peer, &state, &stop, &writer_gone);
+    let writer = write_replies(wr, rx, &shared, &live, &peer, &state, &writer_gone);
     tokio::select! {
         _ = async { tokio::join!(reader, writer) } => {}
         () = abort.cancelled() => {
@@ -648,14 +755,30 @@ async fn read_requests<R: AsyncRead>(
     shared: &Arc<Shared>,
     live: &Live,
     peer: &str,
-    pending: &AtomicUsize,
+    state: &ConnState,
     stop: &CancellationToken,
     writer_gone: &CancellationToken,
 ) {
     let mut rd = std::pin::pin!(rd);
     let mut decoder = Decoder::new(live.max_request);
     let mut buf = vec![0u8; 4096];
+    // When the request being read began: its deadline is not extended by trickled bytes.
+    // With no request in progress, the connection is idle from the last reply written (or
+    // from the start), which `state.quiet_since` records.
+    let mut request_started: Option<tokio::time::Instant> = None;
     loop {
+        let deadline = match request_started {
+            Some(t) => t + live.request_read_timeout,
+            // Answers are being computed: check again later (the writer's timeouts apply).
+            None if state.pending.load(Ordering::Relaxed) > 0 => {
+                tokio::time::Instant::now() + live.idle_timeout
+            }
+            None => {
+                let quiet = Duration::from_millis(state.quiet_since.load(Ordering::Relaxed));
+                tokio::time::Instant::from_std(shared.started + quiet) + live.idle_timeout
+            }
+        };
+        let read = tokio::time::timeout_at(deadline, rd.read(&mut buf));
         let read = tokio::select! {
             biased;
             () = stop.cancelled() => {
@@ -663,11 +786,32 @@ async fn read_requests<R: AsyncRead>(
                 return;
             }
             () = writer_gone.cancelled() => return,
-            r = tokio::time::timeout(live.idle_timeout, rd.read(&mut buf)) => r,
+            () = state.close.cancelled() => {
+                tracing::debug!(peer, "closed to make room at max_connections");
+                return;
+            }
+            r = read => r,
         };
         let n = match read {
+            Err(_) if request_started.is_some() => {
+                shared
+                    .metrics
+                    .slow_request_closed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    peer,
+                    "the request was not complete within request_read_timeout: closing"
+                );
+                return;
+            }
             Err(_) => {
-                if pending.load(Ordering::Relaxed) > 0 {
+                let quiet_for = shared
+                    .millis()
+                    .saturating_sub(state.quiet_since.load(Ordering::Relaxed));
+                if state.pending.load(Ordering::Relaxed) > 0
+                    || Duration::from_millis(quiet_for) < live.idle_timeout
+                {
+                    // Answers pending, or a reply went out since the deadline was set.
                     continue;
                 }
                 shared.metrics.idle_closed.fetch_add(1, Ordering::Relaxed);
@@ -686,11 +830,15 @@ async fn read_requests<R: AsyncRead>(
                 return;
             }
         };
+        if request_started.is_none() {
+            request_started = Some(tokio::time::Instant::now());
+            state.quiet_since.store(shared.millis(), Ordering::Relaxed);
+        }
         decoder.feed(&buf[..n]);
         loop {
             match decoder.next_frame() {
                 Ok(Some(payload)) => {
-                    pending.fetch_add(1, Ordering::Relaxed);
+                    state.pending.fetch_add(1, Ordering::Relaxed);
                     // Most lookups are answered from memory without waiting: poll the answer
                     // once here and spawn a task only when it really has to wait (DNS, HTTPS,
                     // the store). A spawned future is simply polled again by its task.
@@ -710,14 +858,24 @@ async fn read_requests<R: AsyncRead>(
                 Ok(None) => break,
                 Err(e) => {
                     shared.metrics.protocol_error(e.kind());
-                    tracing::warn!(
-                        peer,
-                        error = %e,
-                        "malformed netstring: closing the connection without a reply"
-                    );
+                    if shared.protocol_warning_due() {
+                        tracing::warn!(
+                            peer,
+                            error = %e,
+                            "malformed netstring: closing the connection without a reply \
+                             (logged at most every 10 s; every one is counted in \
+                             mtasts_socketmap_protocol_errors_total)"
+                        );
+                    }
                     return;
                 }
             }
+        }
+        // A new request starts with the next byte, unless the decoder still holds part of
+        // one (whose deadline stays).
+        if !decoder.is_partial() {
+            request_started = None;
+            state.quiet_since.store(shared.millis(), Ordering::Relaxed);
         }
     }
 }
@@ -731,9 +889,10 @@ enum Pending {
 async fn write_replies<W: AsyncWrite>(
     wr: W,
     mut rx: mpsc::Receiver<Pending>,
+    shared: &Shared,
     live: &Live,
     peer: &str,
-    pending: &AtomicUsize,
+    state: &ConnState,
     writer_gone: &CancellationToken,
 ) {
     let mut wr = std::pin::pin!(wr);
@@ -778,7 +937,14 @@ async fn write_replies<W: AsyncWrite>(
                 break;
             }
         }
-        pending.fetch_sub(written, Ordering::Relaxed);
+        let left = state
+            .pending
+            .fetch_sub(written, Ordering::Relaxed)
+            .saturating_sub(written);
+        state.quiet_since.store(shared.millis(), Ordering::Relaxed);
+        if left == 0 {
+            shared.quiet.notify_waiters();
+        }
         if next.is_none() {
             next = rx.recv().await;
         }

@@ -104,9 +104,11 @@ impl fmt::Display for NetstringError {
                 f.write_str("bad netstring length: leading zero")
             }
             NetstringError::TooLong { len, max } => {
+                // The decoder stops reading the length as soon as it passes the limit, so
+                // `len` is only how the prefix begins, not the length announced.
                 write!(
                     f,
-                    "netstring of {len} bytes or more is longer than the limit of {max} bytes"
+                    "netstring length prefix beginning {len}… announces more than the limit of {max} bytes"
                 )
             }
             NetstringError::MissingComma { found } => write!(

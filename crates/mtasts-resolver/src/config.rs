@@ -26,7 +26,78 @@ pub struct ResolverConfig {
     pub memory: MemoryConfig,
 }
 
+/// The accepted range of every numeric setting, as `(key, least, most)`. Enforced by
+/// [`ResolverConfig::validate`] and listed in `docs/resolver.md` (a test keeps them equal).
+pub const RANGES: &[(&str, f64, f64)] = &[
+    ("dns.timeout", 0.1, 60.0),
+    ("dns.attempts", 1.0, 10.0),
+    ("fetch.connect_timeout", 0.1, 120.0),
+    ("fetch.timeout", 0.1, 600.0),
+    ("fetch.max_body", 1024.0, 16_777_216.0),
+    ("fetch.port", 1.0, 65_535.0),
+    ("cache.refresh_interval", 1.0, 31_557_600.0),
+    ("cache.refresh_jitter", 0.0, 86_400.0),
+    ("cache.negative_ttl", 1.0, 86_400.0),
+    ("cache.transient_ttl", 1.0, 3_600.0),
+    ("cache.fetch_retry_interval", 1.0, 86_400.0),
+    ("memory.capacity", 1.0, 100_000_000.0),
+    ("memory.preload", 0.0, 100_000_000.0),
+];
+
+/// A setting out of its range.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("key `{key}`: {value} is out of range (from {least} to {most})")]
+pub struct RangeError {
+    /// The key, e.g. `fetch.max_body` (under `[resolver]` in the daemon's file).
+    pub key: &'static str,
+    /// The value given.
+    pub value: f64,
+    /// The least accepted.
+    pub least: f64,
+    /// The most accepted.
+    pub most: f64,
+}
+
 impl ResolverConfig {
+    /// Each numeric setting, by its key in [`RANGES`].
+    fn value_of(&self, key: &str) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        match key {
+            "dns.timeout" => self.dns.timeout,
+            "dns.attempts" => self.dns.attempts as f64,
+            "fetch.connect_timeout" => self.fetch.connect_timeout,
+            "fetch.timeout" => self.fetch.timeout,
+            "fetch.max_body" => self.fetch.max_body as f64,
+            "fetch.port" => f64::from(self.fetch.port),
+            "cache.refresh_interval" => self.cache.refresh_interval as f64,
+            "cache.refresh_jitter" => self.cache.refresh_jitter as f64,
+            "cache.negative_ttl" => self.cache.negative_ttl as f64,
+            "cache.transient_ttl" => self.cache.transient_ttl as f64,
+            "cache.fetch_retry_interval" => self.cache.fetch_retry_interval as f64,
+            "memory.capacity" => self.memory.capacity as f64,
+            "memory.preload" => self.memory.preload as f64,
+            _ => f64::NAN,
+        }
+    }
+
+    /// Checks every numeric setting against its range ([`RANGES`]): values that parse but
+    /// would make the resolver useless (a `max_body` of 0, no DNS attempt, a refresh period of
+    /// a nanosecond) are refused at load, never discovered in production.
+    pub fn validate(&self) -> Result<(), RangeError> {
+        for &(key, least, most) in RANGES {
+            let value = self.value_of(key);
+            if !(value.is_finite() && value >= least && value <= most) {
+                return Err(RangeError {
+                    key,
+                    value,
+                    least,
+                    most,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the `[resolver]` table of a daemon configuration file, or a file holding only
     /// the resolver's sections.
     pub fn load_section(path: &std::path::Path) -> Result<ResolverConfig, String> {
@@ -39,9 +110,12 @@ impl ResolverConfig {
             Some(_) => return Err(format!("{}: [resolver] must be a table", path.display())),
             None => value,
         };
-        table
+        let cfg: ResolverConfig = table
             .try_into()
-            .map_err(|e: toml::de::Error| format!("{}: in [resolver]: {e}", path.display()))
+            .map_err(|e: toml::de::Error| format!("{}: in [resolver]: {e}", path.display()))?;
+        cfg.validate()
+            .map_err(|e| format!("{}: in [resolver]: {e}", path.display()))?;
+        Ok(cfg)
     }
 }
 
@@ -150,5 +224,39 @@ fn secs(v: f64) -> Duration {
         Duration::from_secs_f64(v.min(86_400.0))
     } else {
         Duration::from_secs(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(v: f64) -> String {
+        format!("{v}")
+    }
+
+    /// docs/resolver.md lists exactly the ranges the code enforces.
+    #[test]
+    fn docs_list_the_ranges_enforced() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/resolver.md");
+        let doc = std::fs::read_to_string(path).unwrap_or_default();
+        for &(key, least, most) in RANGES {
+            let row = format!("| `{key}` | {}–{} |", fmt(least), fmt(most));
+            assert!(doc.contains(&row), "docs/resolver.md lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_in_range_and_bad_values_are_refused() {
+        assert_eq!(ResolverConfig::default().validate(), Ok(()));
+        let mut c = ResolverConfig::default();
+        c.fetch.max_body = 0;
+        assert_eq!(c.validate().map_err(|e| e.key), Err("fetch.max_body"));
+        let mut c = ResolverConfig::default();
+        c.dns.attempts = 0;
+        assert_eq!(c.validate().map_err(|e| e.key), Err("dns.attempts"));
+        let mut c = ResolverConfig::default();
+        c.dns.timeout = f64::INFINITY;
+        assert_eq!(c.validate().map_err(|e| e.key), Err("dns.timeout"));
     }
 }

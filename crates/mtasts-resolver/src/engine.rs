@@ -51,6 +51,9 @@ pub enum ResolverError {
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A setting is out of range.
+    #[error("resolver: {0}")]
+    Range(#[from] crate::config::RangeError),
 }
 
 /// Counters, for metrics.
@@ -76,6 +79,9 @@ pub struct Counters {
     pub store_errors: AtomicU64,
     /// Entries dropped from memory to stay under capacity.
     pub evictions: AtomicU64,
+    /// Times the store's backing file was found deleted or replaced and was recreated from
+    /// memory.
+    pub store_recreated: AtomicU64,
 }
 
 /// Everything one resolution did, for `mtasts resolve`.
@@ -145,6 +151,7 @@ impl Resolver {
         clock: Clock,
         dns: Arc<dyn DnsLookup>,
     ) -> Result<Resolver, ResolverError> {
+        config.validate()?;
         let fetcher = Fetcher::new(&config.fetch)?;
         let inner = Inner {
             cfg: config.cache,
@@ -507,6 +514,58 @@ impl Resolver {
         });
     }
 
+    /// Checks that the store's backing storage is the one opened; when it was deleted or
+    /// replaced (and recreated empty), logs it, counts it and writes every entry held in
+    /// memory back, so a restart finds the cache instead of nothing.
+    pub async fn check_store(&self) {
+        let why = match self.inner.store.check_backing().await {
+            Ok(store::Backing::Unchanged) => return,
+            Ok(store::Backing::Recreated(why)) => why,
+            Err(e) => {
+                self.count_store_error(&e);
+                return;
+            }
+        };
+        self.inner
+            .counters
+            .store_recreated
+            .fetch_add(1, Ordering::Relaxed);
+        let cfg = self.inner.cfg;
+        let now = self.now();
+        let entries: Vec<(String, Arc<CacheEntry>)> = self
+            .inner
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+                shard
+                    .iter()
+                    .filter(|(_, e)| e.useless_after(&cfg) >= now)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        tracing::error!(
+            store = self.inner.store.backend(),
+            reason = %why,
+            entries = entries.len(),
+            "the cache store was recreated; writing the entries held in memory back"
+        );
+        let mut written = 0usize;
+        for (domain, entry) in &entries {
+            match self
+                .inner
+                .store
+                .put(domain, entry, entry.useless_after(&cfg))
+                .await
+            {
+                Ok(()) => written += 1,
+                Err(e) => self.count_store_error(&e),
+            }
+        }
+        tracing::info!(written, "the cache store holds the entries in memory again");
+    }
+
     /// Domains whose proactive refresh is due now (§5.1, §10.2), at most `limit`.
     pub fn due_for_refresh(&self, limit: usize) -> Vec<String> {
         let now = self.now();
@@ -549,6 +608,7 @@ impl Resolver {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                this.check_store().await;
                 for domain in this.due_for_refresh(batch) {
                     this.spawn_refresh(domain);
                 }

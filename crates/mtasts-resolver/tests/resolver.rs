@@ -536,6 +536,46 @@ async fn sqlite_cache_survives_restart() {
     assert_eq!(lab.fetches("enforce.test"), 1);
 }
 
+/// Regression (issue 13): the SQLite file deleted under a running resolver went unnoticed,
+/// and after a restart the cache was empty (under the cache attack, NOTFOUND instead of the
+/// cached enforce policy). The check of the file's identity notices it, recreates the file and
+/// writes the entries held in memory back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_sqlite_cache_is_recreated_from_memory() {
+    let lab = lab();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cache.sqlite3");
+    {
+        let store = SqliteStore::open(&path).await.expect("sqlite");
+        let r = lab.resolver_with(Arc::new(store)).await;
+        assert_eq!(
+            mode(&r.resolve("enforce.test").await.outcome),
+            Some(Mode::Enforce)
+        );
+        for f in ["cache.sqlite3", "cache.sqlite3-wal", "cache.sqlite3-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+        r.check_store().await;
+        assert_eq!(r.counters().store_recreated.load(Ordering::Relaxed), 1);
+        assert!(path.is_file(), "the file was recreated");
+        // A second check finds the new file and does nothing.
+        r.check_store().await;
+        assert_eq!(r.counters().store_recreated.load(Ordering::Relaxed), 1);
+    }
+    // The attacker now controls the network; a restarted resolver still has the policy.
+    lab.world
+        .set_txt("_mta-sts.enforce.test", &[])
+        .expect("remove txt");
+    lab.world
+        .block_policy_host("enforce.test", BlockMode::Reset)
+        .expect("block");
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    let r = lab.resolver_with(Arc::new(store)).await;
+    let after = r.resolve("enforce.test").await;
+    assert_eq!(mode(&after.outcome), Some(Mode::Enforce), "{after:?}");
+    assert_eq!(lab.txt_queries("enforce.test"), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_shares_one_redis_cache() {
     let Some(redis) = mtasts_test_support::redis::RedisServer::start() else {

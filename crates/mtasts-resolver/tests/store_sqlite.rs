@@ -77,8 +77,15 @@ fn raw(path: &Path) -> rusqlite::Connection {
 #[tokio::test]
 async fn round_trip_of_policy_negative_and_failed_fetch_entries() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // A parent directory that does not exist yet is created.
+    // A parent directory that does not exist is a configuration error naming it (issue 12:
+    // it used to be created silently).
     let path = dir.path().join("var/lib/mtasts/cache.sqlite3");
+    let err = match SqliteStore::open(&path).await {
+        Ok(_) => panic!("a missing directory was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("var/lib/mtasts does not exist"), "{err}");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     let store = open(&path).await;
     assert_eq!(store.backend(), "sqlite");
     assert_eq!(store.path(), path);
@@ -452,4 +459,61 @@ async fn committed_puts_survive_kill_9() {
     }
     let loaded = store.load(NOW, usize::MAX).await.expect("load");
     assert!(loaded.len() >= acknowledged.len());
+}
+
+const READONLY_CHILD: &str = "MTASTS_SQLITE_READONLY_CHILD";
+
+/// Not a test on its own: the unprivileged process the test below runs (this test binary
+/// again, as `nobody`). Without the variable it does nothing.
+#[tokio::test]
+async fn child_opens_a_read_only_file() {
+    let Some(path) = std::env::var_os(READONLY_CHILD) else {
+        return;
+    };
+    match SqliteStore::open(std::path::Path::new(&path)).await {
+        Ok(_) => println!("OPENED"),
+        Err(e) => println!("REFUSED {e}"),
+    }
+}
+
+/// Regression (issue 13): a read-only database file in a writable directory used to be
+/// opened, and every write then failed with a warning. It is refused at start. Root bypasses
+/// file modes, so the open is made by an unprivileged child process (`runuser -u nobody`).
+#[tokio::test]
+async fn a_read_only_database_file_is_refused_at_start() {
+    let uid = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cache.sqlite3");
+    drop(open(&path).await);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod dir");
+    for f in ["cache.sqlite3", "cache.sqlite3-wal", "cache.sqlite3-shm"] {
+        let p = dir.path().join(f);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+        }
+    }
+    let exe = std::env::current_exe().expect("exe");
+    let mut cmd = if uid.ok() == Some(0) {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(&exe);
+        c
+    } else {
+        std::process::Command::new(&exe)
+    };
+    let out = cmd
+        .args(["--exact", "child_opens_a_read_only_file", "--nocapture"])
+        .env(READONLY_CHILD, &path)
+        .output()
+        .expect("run the child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("REFUSED") && text.contains("read-only"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

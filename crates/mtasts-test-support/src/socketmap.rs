@@ -55,6 +55,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             .unwrap_or_else(|e| panic!("write: {e}"));
     }
 
+    /// Writes raw bytes, returning the error instead of failing the test (the server may
+    /// have closed the connection, as hostile-client tests expect).
+    pub async fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
     /// Sends the request `"<map> <key>"`.
     pub async fn send(&mut self, map: &str, key: &str) {
         self.send_raw(&encode(format!("{map} {key}").as_bytes()))

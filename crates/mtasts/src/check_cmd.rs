@@ -31,20 +31,20 @@ pub(crate) struct NetArgs {
     /// HTTPS port of the policy host (443 on the internet; for labs)
     #[arg(long, value_name = "PORT", default_value_t = 443)]
     pub https_port: u16,
-    /// Timeout of each DNS query, seconds
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    /// Timeout of each DNS query, seconds (1 to 60)
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub dns_timeout: u64,
-    /// TCP connect timeout, seconds
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// TCP connect timeout, seconds (1 to 600)
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub connect_timeout: u64,
-    /// Deadline of the whole policy fetch, seconds
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    /// Deadline of the whole policy fetch, seconds (1 to 600)
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub fetch_timeout: u64,
-    /// Timeout of each SMTP reply and of the TLS handshake, seconds
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    /// Timeout of each SMTP reply and of the TLS handshake, seconds (1 to 600)
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub smtp_timeout: u64,
-    /// Policy size limit in bytes (RFC 8461 §3.3 suggests 64 KiB)
-    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    /// Policy size limit in bytes (RFC 8461 §3.3 suggests 64 KiB; 1024 to 16777216)
+    #[arg(long, value_name = "BYTES", default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub max_body: u64,
     /// Accept a policy served with a media type other than text/plain (as a warning)
     #[arg(long)]
@@ -52,8 +52,8 @@ pub(crate) struct NetArgs {
     /// The name sent in EHLO
     #[arg(long, value_name = "NAME", default_value = "mtasts-check.invalid")]
     pub helo_name: String,
-    /// Most simultaneous connections to one IP address (across all domains)
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    /// Most simultaneous connections to one IP address (across all domains; 1 to 64)
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub per_address_connections: usize,
 }
 
@@ -61,17 +61,17 @@ impl NetArgs {
     pub(crate) fn config(&self) -> CheckConfig {
         CheckConfig {
             dns: self.dns,
-            dns_timeout: Duration::from_secs(self.dns_timeout.max(1)),
+            dns_timeout: Duration::from_secs(self.dns_timeout),
             ca_file: self.ca_file.clone(),
             https_port: self.https_port,
             smtp_port: self.smtp_port,
-            connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
-            fetch_timeout: Duration::from_secs(self.fetch_timeout.max(1)),
-            smtp_timeout: Duration::from_secs(self.smtp_timeout.max(1)),
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+            fetch_timeout: Duration::from_secs(self.fetch_timeout),
+            smtp_timeout: Duration::from_secs(self.smtp_timeout),
             max_body: self.max_body,
             require_text_plain: !self.lenient_media_type,
             helo_name: self.helo_name.clone(),
-            per_address_connections: self.per_address_connections.max(1),
+            per_address_connections: self.per_address_connections,
             ..CheckConfig::default()
         }
     }
@@ -102,8 +102,8 @@ pub(crate) struct CheckArgs {
     /// Same as --format json
     #[arg(long)]
     pub json: bool,
-    /// Domains checked at once
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 64)]
+    /// Domains checked at once (1 to 4096)
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     pub concurrency: usize,
     /// No progress bar (it is shown only on a terminal anyway)
     #[arg(long)]
@@ -111,8 +111,9 @@ pub(crate) struct CheckArgs {
     /// Print every finding code as Markdown (docs/checks.md) and exit
     #[arg(long)]
     pub list_findings: bool,
-    /// Longest input line accepted with --input, in bytes (a domain name is at most 253)
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE)]
+    /// Longest input line accepted with --input, in bytes (a domain name is at most 253;
+    /// 256 to 1048576)
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(256..=1_048_576))]
     pub max_line_bytes: usize,
     #[command(flatten)]
     pub net: NetArgs,

@@ -21,6 +21,7 @@ use crate::diag::{Diagnostic, Finding, Location, Severity};
 use crate::domain::{self, DomainError};
 use crate::rfc::RfcRef;
 use crate::sts::mx::{MxPattern, MxPatternError};
+use crate::text::excerpt;
 use crate::txt;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -35,6 +36,8 @@ pub const SHORT_MAX_AGE: u32 = 86_400;
 pub const POLICY_VERSION: &str = "STSv1";
 
 const S3_2: RfcRef = RfcRef::sts("3.2");
+/// The most characters of input a message quotes.
+const QUOTE: usize = 80;
 
 /// The policy mode (§5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -221,38 +224,51 @@ pub enum PolicyError {
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Quoted input is cut: a hostile or broken file can hold a 16 MiB line.
+        let q = |s: &str| excerpt(s, QUOTE).into_owned();
         match self {
             PolicyError::NotUtf8 { .. } => f.write_str("the line is not valid UTF-8"),
             PolicyError::MissingColon { text, .. } => {
-                write!(f, "\"{text}\" is not a \"key: value\" line")
+                write!(f, "\"{}\" is not a \"key: value\" line", q(text))
             }
             PolicyError::WhitespaceAroundKey { key, .. } => {
-                write!(f, "key \"{key}\" has whitespace around it")
+                write!(f, "key \"{}\" has whitespace around it", q(key))
             }
-            PolicyError::InvalidKey { key, .. } => write!(f, "\"{key}\" is not a valid key"),
+            PolicyError::InvalidKey { key, .. } => {
+                write!(f, "\"{}\" is not a valid key", q(key))
+            }
             PolicyError::ControlCharacter { key, .. } => {
-                write!(f, "the value of \"{key}\" contains a control character")
+                write!(
+                    f,
+                    "the value of \"{}\" contains a control character",
+                    q(key)
+                )
             }
             PolicyError::InvalidVersion { value, .. } => {
-                write!(f, "version \"{value}\" is not \"STSv1\"")
+                write!(f, "version \"{}\" is not \"STSv1\"", q(value))
             }
             PolicyError::InvalidMode { value, .. } => write!(
                 f,
-                "mode \"{value}\" is not one of \"enforce\", \"testing\", \"none\""
+                "mode \"{}\" is not one of \"enforce\", \"testing\", \"none\"",
+                q(value)
             ),
             PolicyError::InvalidMaxAge { value, problem, .. } => match problem {
                 MaxAgeProblem::NotDigits => {
-                    write!(f, "max_age \"{value}\" is not a whole number of seconds")
+                    write!(
+                        f,
+                        "max_age \"{}\" is not a whole number of seconds",
+                        q(value)
+                    )
                 }
                 MaxAgeProblem::TooManyDigits => {
-                    write!(f, "max_age \"{value}\" has more than 10 digits")
+                    write!(f, "max_age \"{}\" has more than 10 digits", q(value))
                 }
                 MaxAgeProblem::TooLarge => {
-                    write!(f, "max_age {value} is more than 31557600 (one year)")
+                    write!(f, "max_age {} is more than 31557600 (one year)", q(value))
                 }
             },
             PolicyError::InvalidMx { value, error, .. } => {
-                write!(f, "mx \"{value}\" is not a valid pattern: {error}")
+                write!(f, "mx \"{}\" is not a valid pattern: {error}", q(value))
             }
             PolicyError::MissingVersion => f.write_str("the policy has no \"version\" line"),
             PolicyError::MissingMode => f.write_str("the policy has no \"mode\" line"),

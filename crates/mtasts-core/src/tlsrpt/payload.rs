@@ -129,6 +129,9 @@ pub enum PayloadError {
     /// The input is neither JSON, gzip nor an e-mail message.
     #[error("neither JSON, gzip nor an e-mail message")]
     Unrecognised,
+    /// The report part says `Content-Transfer-Encoding: base64` but is not valid base64.
+    #[error("the report part of the e-mail is not valid base64")]
+    BadBase64,
     /// An e-mail without a report part.
     #[error(
         "the e-mail has no report part (application/tlsrpt+gzip, application/tlsrpt+json, or a .json/.json.gz attachment)"
@@ -147,6 +150,7 @@ impl Diagnostic for PayloadError {
             PayloadError::DecompressedTooLarge { .. } => "tlsrpt.payload.decompressed-too-large",
             PayloadError::Unrecognised => "tlsrpt.payload.unrecognised",
             PayloadError::NoReportPart => "tlsrpt.payload.no-report-part",
+            PayloadError::BadBase64 => "tlsrpt.payload.bad-base64",
             PayloadError::Report(e) => e.code(),
         }
     }
@@ -161,7 +165,7 @@ impl Diagnostic for PayloadError {
             | PayloadError::GzipCorrupt { .. }
             | PayloadError::DecompressedTooLarge { .. } => RfcRef::tlsrpt("5.2"),
             PayloadError::Unrecognised => RfcRef::tlsrpt("5"),
-            PayloadError::NoReportPart => RfcRef::tlsrpt("5.3"),
+            PayloadError::NoReportPart | PayloadError::BadBase64 => RfcRef::tlsrpt("5.3"),
             PayloadError::Report(e) => e.rfc(),
         }
     }
@@ -184,6 +188,9 @@ impl Diagnostic for PayloadError {
             }
             PayloadError::Unrecognised => {
                 "give a report as .json, .json.gz or the e-mail (.eml) that carried it".into()
+            }
+            PayloadError::BadBase64 => {
+                "the message was damaged on the way (or is not a report); ask the sender for the report again".into()
             }
             PayloadError::NoReportPart => {
                 "check that this e-mail is a TLS-RPT report (multipart/report; report-type=\"tlsrpt\")"
@@ -545,18 +552,20 @@ fn media_type(part: &MessagePart<'_>) -> String {
 
 /// A part's decoded content. mail-parser leaves a base64 part undecoded when the message ends
 /// without its closing boundary (seen in the wild); such a part is decoded here.
-fn part_contents<'p>(part: &'p MessagePart<'_>) -> Cow<'p, [u8]> {
+/// A part that says base64 but is not valid base64 is refused as such, rather than read as
+/// JSON and reported as "not JSON".
+fn part_contents<'p>(part: &'p MessagePart<'_>) -> Result<Cow<'p, [u8]>, PayloadError> {
     let contents = part.contents();
     let says_base64 = part
         .content_transfer_encoding()
         .is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"));
-    if says_base64
-        && part.encoding != Encoding::Base64
-        && let Some(decoded) = base64_decode(contents)
-    {
-        return Cow::Owned(decoded);
+    if says_base64 && part.encoding != Encoding::Base64 {
+        return match base64_decode(contents) {
+            Some(decoded) => Ok(Cow::Owned(decoded)),
+            None => Err(PayloadError::BadBase64),
+        };
     }
-    Cow::Borrowed(contents)
+    Ok(Cow::Borrowed(contents))
 }
 
 /// A header's value as text, found without regard to the case of its name.
@@ -628,7 +637,7 @@ fn extract_email(
     }
 
     let content_type = media_type(part);
-    let contents = part_contents(part);
+    let contents = part_contents(part)?;
     let contents = contents.as_ref();
     let gzip = contents.starts_with(&GZIP_MAGIC);
     match rank {

@@ -222,6 +222,11 @@ fn rfc_email_gz() -> Input {
     )
 }
 
+/// The text of [`rfc_email_gz`].
+fn rfc_email_gz_text() -> String {
+    String::from_utf8(rfc_email_gz().bytes).expect("ascii")
+}
+
 /// A report with `n` policies, each with `details` failure details.
 fn sized(n: usize, details: usize) -> Value {
     let detail = json!({"result-type": "certificate-expired", "sending-mta-ip": "192.0.2.1",
@@ -737,6 +742,10 @@ tlsrpt_cases! { check;
         => Finding("tlsrpt.email.compression-mismatch", "report part", W);
     rfc8460_s5_3_email_without_report_part_is_an_error:
         email(HEADERS, "image/png", "logo.png", b"\x89PNG") => Error("tlsrpt.payload.no-report-part", "");
+    // Regression (issue 13): invalid base64 was reported as "not JSON".
+    rfc8460_s5_3_report_part_that_is_not_base64_is_said_so:
+        raw(rfc_email_gz_text().replace(&base64(&gzip(&rfc_json_bytes())), "!!!!not base64$$$$").as_bytes())
+        => Error("tlsrpt.payload.bad-base64", "");
     rfc8460_s5_3_missing_tls_report_domain_warns:
         email(&HEADERS.replace("TLS-Report-Domain: company-y.example\r\n", ""), "application/tlsrpt+gzip", GZ_NAME, &gzip(&rfc_json_bytes()))
         => Finding("tlsrpt.email.missing-header", "TLS-Report-Domain", W);

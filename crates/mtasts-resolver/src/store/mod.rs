@@ -86,6 +86,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Drops entries useless at `now`; returns how many.
     async fn purge(&self, now: UnixSeconds) -> Result<u64, StoreError>;
+
+    /// Whether the backing storage is still the one opened: a database file deleted or
+    /// replaced under a running process is noticed here (on each refresher tick), recreated
+    /// empty, and reported as [`Backing::Recreated`] so the caller writes its entries back.
+    async fn check_backing(&self) -> Result<Backing, StoreError> {
+        Ok(Backing::Unchanged)
+    }
+}
+
+/// What [`Store::check_backing`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// The storage is the one opened.
+    Unchanged,
+    /// It had vanished or been replaced, and was recreated empty; why.
+    Recreated(String),
 }
 
 /// Which store to use, as written in the configuration file.

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use mtasts_core::sts::cache::{CacheEntry, UnixSeconds};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::{Store, StoreError};
+use super::{Backing, Store, StoreError};
 
 const BACKEND: &str = "sqlite";
 
@@ -41,8 +41,9 @@ CREATE TABLE IF NOT EXISTS sts_cache (
 CREATE INDEX IF NOT EXISTS sts_cache_useless_after ON sts_cache (useless_after);
 ";
 
-/// The store for `type = "sqlite"`: a database file in WAL mode, created (with its parent
-/// directory) if missing.
+/// The store for `type = "sqlite"`: a database file in WAL mode, created if missing in a
+/// directory that must exist (a missing directory is a configuration error, not something to
+/// create silently). A file that cannot be written is refused at start.
 ///
 /// An entry stays readable through the second given as its `useless_after` and is ignored
 /// from the next second on; [`Store::purge`] deletes such rows.
@@ -52,10 +53,17 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// The connections, replaced together when the file is recreated.
+    conns: Mutex<Conns>,
+}
+
+struct Conns {
     /// Every write (put, purge) goes through this connection.
-    writer: Mutex<Connection>,
+    writer: Arc<Mutex<Connection>>,
     /// Every read (get, load) goes through this one.
-    reader: Mutex<Connection>,
+    reader: Arc<Mutex<Connection>>,
+    /// The device and inode of the file opened, to notice it being deleted or replaced.
+    identity: (u64, u64),
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -102,11 +110,14 @@ impl SqliteStore {
         F: FnOnce(&mut Connection, &Path) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        let conn = {
+            let conns = inner.conns.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(if write { &conns.writer } else { &conns.reader })
+        };
         let handle = tokio::task::spawn_blocking(move || {
-            let mutex = if write { &inner.writer } else { &inner.reader };
             // A panic while holding the lock leaves the connection usable: every change is a
             // transaction that SQLite rolled back or committed.
-            let mut conn = mutex.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             f(&mut conn, &inner.path)
         });
         match handle.await {
@@ -251,26 +262,85 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn check_backing(&self) -> Result<Backing, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let target = inner.path.display().to_string();
+        let checked = tokio::task::spawn_blocking(move || {
+            let known = inner
+                .conns
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .identity;
+            let why = match identity(&inner.path) {
+                Ok(id) if id == known => return Ok(Backing::Unchanged),
+                Ok(_) => "the database file was replaced".to_owned(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    "the database file was deleted".to_owned()
+                }
+                Err(e) => format!("the database file cannot be checked: {e}"),
+            };
+            let fresh = open_conns(&inner.path)?;
+            *inner.conns.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+            Ok(Backing::Recreated(why))
+        })
+        .await;
+        match checked {
+            Ok(r) => r,
+            Err(e) => Err(open_error(
+                &target,
+                format!("the checking task failed: {e}"),
+            )),
+        }
+    }
 }
 
 /// Opens both connections and brings the schema to [`SCHEMA_VERSION`].
 fn open_blocking(path: PathBuf) -> Result<Inner, StoreError> {
-    let target = path.display().to_string();
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            open_error(
-                &target,
-                format!("cannot create the directory {}: {e}", parent.display()),
-            )
-        })?;
-    }
-    let mut writer = connect(&path, &target)?;
-    migrate(&mut writer, &target)?;
-    let reader = connect(&path, &target)?;
+    let conns = open_conns(&path)?;
     Ok(Inner {
         path,
-        writer: Mutex::new(writer),
-        reader: Mutex::new(reader),
+        conns: Mutex::new(conns),
+    })
+}
+
+fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
+}
+
+fn open_conns(path: &Path) -> Result<Conns, StoreError> {
+    let target = path.display().to_string();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(open_error(
+            &target,
+            format!(
+                "the directory {} does not exist; create it (owned by the daemon's user), or \
+                 let systemd's StateDirectory= create it",
+                parent.display()
+            ),
+        ));
+    }
+    let mut writer = connect(path, &target)?;
+    if writer.is_readonly(c"main").unwrap_or(true) {
+        return Err(open_error(
+            &target,
+            "the file is read-only for this user: the cache could not be kept; fix its \
+             owner or mode"
+                .into(),
+        ));
+    }
+    migrate(&mut writer, &target)?;
+    let reader = connect(path, &target)?;
+    let identity = identity(path)
+        .map_err(|e| open_error(&target, format!("cannot stat the database file: {e}")))?;
+    Ok(Conns {
+        writer: Arc::new(Mutex::new(writer)),
+        reader: Arc::new(Mutex::new(reader)),
+        identity,
     })
 }
 
