@@ -490,20 +490,24 @@ fn judge_fetch(
             }
         }
     }
+    let mut accepted_but_rejected_elsewhere = Vec::new();
     if body_usable {
         let lint = lint_policy(&fetch.body);
         for e in &lint.errors {
             f.add(e, "policy");
         }
-        for w in &lint.warnings {
-            f.add(w, "policy");
-        }
+        // What this policy has that some senders reject, although the policy is valid for
+        // most (errors for the owner, not a reason to call the policy unusable).
+        accepted_but_rejected_elsewhere = lint.warnings;
         policy = lint.policy;
     }
     let fetch_error = f.0[before..]
         .iter()
         .find(|x| x.severity == Severity::Error)
         .map(|x| x.message.clone());
+    for w in &accepted_but_rejected_elsewhere {
+        f.add(w, "policy");
+    }
     (policy, fetch_error)
 }
 

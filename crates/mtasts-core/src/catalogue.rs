@@ -54,11 +54,17 @@ impl Catalogue for RecordError {
 
 impl Catalogue for RecordWarning {
     fn examples() -> Vec<Self> {
-        vec![RecordWarning::UnknownField { name: "ID".into() }]
+        vec![
+            RecordWarning::UnknownField { name: "ID".into() },
+            RecordWarning::TrailingWhitespace,
+        ]
     }
     fn meaning(&self) -> &'static str {
         match self {
             RecordWarning::UnknownField { .. } => "An extension field senders ignore.",
+            RecordWarning::TrailingWhitespace => {
+                "The record ends in whitespace without a final \";\": outside the ABNF, and mox and postfix-tlspol reject the record."
+            }
         }
     }
 }
@@ -204,6 +210,10 @@ impl Catalogue for PolicyWarning {
                 line: 3,
                 value: "*.com".into(),
             },
+            PolicyWarning::EmptyExtensionValue {
+                line: 5,
+                key: "comment".into(),
+            },
             PolicyWarning::ShortMaxAge {
                 line: 4,
                 max_age: 3600,
@@ -212,7 +222,12 @@ impl Catalogue for PolicyWarning {
     }
     fn meaning(&self) -> &'static str {
         match self {
-            PolicyWarning::BlankLine { .. } => "A blank line inside the policy.",
+            PolicyWarning::BlankLine { .. } => {
+                "A blank line inside the policy: outside the ABNF; mox, go-mtasts and postfix-tlspol reject the policy."
+            }
+            PolicyWarning::EmptyExtensionValue { .. } => {
+                "An extension key with an empty value: outside the ABNF; mox and postfix-tlspol reject the policy."
+            }
             PolicyWarning::UnknownKey { .. } => {
                 "A key senders ignore (often a typo of mx or max_age)."
             }
@@ -220,8 +235,12 @@ impl Catalogue for PolicyWarning {
                 "version, mode or max_age appears twice; only the first counts."
             }
             PolicyWarning::DuplicateMx { .. } => "The same mx value twice.",
-            PolicyWarning::MxTrailingDot { .. } => "An mx value ends with a dot.",
-            PolicyWarning::MxNotALabel { .. } => "An mx value is a U-label (converted).",
+            PolicyWarning::MxTrailingDot { .. } => {
+                "An mx value ends with a dot: mox rejects the policy, Stalwart never matches it."
+            }
+            PolicyWarning::MxNotALabel { .. } => {
+                "An mx value is a U-label: RFC 8461 wants A-labels; mox and postfix-tlspol reject the policy."
+            }
             PolicyWarning::MxWildcardTooBroad { .. } => {
                 "A wildcard that covers a whole top-level domain."
             }
@@ -344,6 +363,7 @@ impl Catalogue for RptWarning {
             RptWarning::UnsupportedScheme {
                 uri: "ftp://example.com/".into(),
             },
+            RptWarning::TrailingWhitespace,
         ]
     }
     fn meaning(&self) -> &'static str {
@@ -351,6 +371,9 @@ impl Catalogue for RptWarning {
             RptWarning::UnknownField { .. } => "An extension field senders ignore.",
             RptWarning::UnsupportedScheme { .. } => {
                 "A rua URI has a scheme other than mailto or https."
+            }
+            RptWarning::TrailingWhitespace => {
+                "The record ends in whitespace without a final \";\": outside the ABNF (no surveyed sender rejects it)."
             }
         }
     }

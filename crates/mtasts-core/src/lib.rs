@@ -17,6 +17,7 @@ pub mod dane;
 pub mod diag;
 pub mod dns;
 pub mod domain;
+pub mod interop;
 pub mod rfc;
 pub mod rrset;
 pub mod sts;

@@ -140,6 +140,18 @@ pub(crate) use impl_from_field_problem;
 pub(crate) struct RecordFields<'a> {
     pub(crate) required: Vec<&'a str>,
     pub(crate) extensions: Vec<(&'a str, &'a str)>,
+    /// The record ends in whitespace that is not part of a final delimiter (`"...; id=1 "`):
+    /// outside the ABNF (`[delim]` with `delim = *WSP ";" *WSP`), rejected by some parsers.
+    pub(crate) trailing_whitespace: bool,
+}
+
+/// Whether `text` ends in WSP not preceded (through WSP) by a `;`.
+pub(crate) fn has_trailing_whitespace(text: &[u8]) -> bool {
+    let trimmed = text
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(0, |i| i + 1);
+    trimmed < text.len() && text.get(trimmed.wrapping_sub(1)) != Some(&b';')
 }
 
 /// Parses `version 1*(delim field) [delim]` for a record already known to begin with
@@ -158,6 +170,7 @@ pub(crate) fn parse_record<'a>(
     let mut out = RecordFields {
         required: Vec::new(),
         extensions: Vec::new(),
+        trailing_whitespace: has_trailing_whitespace(text.as_bytes()),
     };
     for field in fields {
         if field.position == 0 {

@@ -2,8 +2,9 @@
 //! edge ([`mtasts_net::dns`]), concluded by the core ([`Discovery::from_lookup`]).
 
 use mtasts_core::sts::cache::Discovery;
-use mtasts_core::sts::record::STS_LABEL;
+use mtasts_core::sts::record::{STS_LABEL, select_sts_record_linted};
 use mtasts_core::text::escape_bytes;
+use mtasts_core::{Diagnostic, Severity};
 use mtasts_net::dns::DnsLookup;
 use serde::Serialize;
 
@@ -17,6 +18,9 @@ pub struct DiscoveryReport {
     /// The conclusion, as the cache decisions take it.
     #[serde(serialize_with = "ser_discovery")]
     pub discovery: Discovery,
+    /// What the record has that some deployed senders reject although this resolver accepts
+    /// it (trailing whitespace…): accepted, and noted here.
+    pub accepted_despite: Vec<String>,
 }
 
 fn ser_discovery<S: serde::Serializer>(d: &Discovery, s: S) -> Result<S::Ok, S::Error> {
@@ -44,9 +48,22 @@ pub async fn discover(dns: &dyn DnsLookup, domain: &str) -> DiscoveryReport {
         Err(_) => Vec::new(),
     };
     let discovery = Discovery::from_lookup(lookup.as_ref().map(|a| a.records.as_slice()));
+    let accepted_despite = match &lookup {
+        Ok(a) => select_sts_record_linted(&a.records)
+            .map(|(_, _, warnings)| {
+                warnings
+                    .iter()
+                    .filter(|w| w.severity() == Severity::Error)
+                    .map(|w| format!("{} ({})", w, w.code()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
     DiscoveryReport {
         name,
         records,
         discovery,
+        accepted_despite,
     }
 }

@@ -3,6 +3,8 @@
 
 use mtasts_core::sts::cache::FetchOutcome;
 use mtasts_core::sts::fetch::FetchLimits;
+use mtasts_core::sts::policy::lint_policy;
+use mtasts_core::{Diagnostic, Severity};
 use mtasts_net::dns::DnsLookup;
 use mtasts_net::https::{FetchSettings, fetch_policy};
 use mtasts_net::tls::{RootsError, TlsClient, TrustRoots, Verification};
@@ -27,6 +29,9 @@ pub struct FetchReport {
     pub error: Option<String>,
     /// A media-type problem tolerated because `require_text_plain` is off.
     pub warning: Option<String>,
+    /// What the policy has that some deployed senders reject although this resolver accepts
+    /// it (a blank line, an mx with a trailing dot…): accepted, and noted here.
+    pub accepted_despite: Vec<String>,
 }
 
 /// The HTTPS side of the resolver.
@@ -61,12 +66,21 @@ impl Fetcher {
     /// Fetches and validates the policy of `domain`, resolving its policy host through `dns`.
     pub async fn fetch(&self, dns: &dyn DnsLookup, domain: &str) -> (FetchOutcome, FetchReport) {
         let seen = fetch_policy(dns, &self.tls, domain, &self.settings).await;
+        let mut accepted_despite = Vec::new();
         let (outcome, error, warning) = match seen.outcome(&self.limits) {
-            Ok((policy, media)) => (
-                FetchOutcome::Fetched(policy),
-                None,
-                media.map(|m| m.to_string()),
-            ),
+            Ok((policy, media)) => {
+                accepted_despite = lint_policy(&seen.body)
+                    .warnings
+                    .iter()
+                    .filter(|w| w.severity() == Severity::Error)
+                    .map(|w| format!("{} ({})", w, w.code()))
+                    .collect();
+                (
+                    FetchOutcome::Fetched(policy),
+                    None,
+                    media.map(|m| m.to_string()),
+                )
+            }
             Err(error) => {
                 let text = error.to_string();
                 (FetchOutcome::Failed { error }, Some(text), None)
@@ -80,6 +94,7 @@ impl Fetcher {
             millis: seen.millis,
             error,
             warning,
+            accepted_despite,
         };
         (outcome, report)
     }

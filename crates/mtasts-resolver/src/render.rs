@@ -111,6 +111,9 @@ pub fn write_text(
                 }
             };
             writeln!(out, "  discovery     {conclusion}")?;
+            for note in &d.accepted_despite {
+                writeln!(out, "  accepted      {}", escape(note))?;
+            }
         }
         None => writeln!(out, "  discovery     not needed: the cache answered")?,
     }
@@ -130,6 +133,9 @@ pub fn write_text(
         }
         if let Some(w) = &f.warning {
             writeln!(out, "  warning       {}", escape(w))?;
+        }
+        for note in &f.accepted_despite {
+            writeln!(out, "  accepted      {}", escape(note))?;
         }
     }
     if let Some(e) = &trace.cached_after {

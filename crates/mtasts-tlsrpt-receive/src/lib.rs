@@ -9,3 +9,4 @@
 
 pub mod read;
 pub mod render;
+pub mod sources;

@@ -390,7 +390,20 @@ impl Diagnostic for PolicyError {
     }
 }
 
-/// Something a valid policy may contain but an operator should know about.
+/// Writes `what`, then the deployed senders that reject it (from [`crate::interop`]).
+fn interop(f: &mut fmt::Formatter<'_>, what: &str, case: &str) -> fmt::Result {
+    match crate::interop::rejected_by_text(case) {
+        Some(who) => write!(
+            f,
+            "{what}; {who} the whole policy, so those senders apply no MTA-STS (docs/interop.md)"
+        ),
+        None => f.write_str(what),
+    }
+}
+
+/// Something this parser accepts (a sending MTA may be lenient) but an operator should know
+/// about: a risk or a mistake (warnings), or something some deployed senders reject (errors,
+/// see [`Diagnostic::severity`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PolicyWarning {
@@ -449,6 +462,14 @@ pub enum PolicyWarning {
         /// The value.
         value: String,
     },
+    /// An extension key with an empty value (`comment:`): the ABNF requires at least one
+    /// character (`sts-policy-ext-value = 1*(...)`).
+    EmptyExtensionValue {
+        /// 1-based line.
+        line: usize,
+        /// The key.
+        key: String,
+    },
     /// `max_age` under a day in mode testing or enforce.
     ShortMaxAge {
         /// 1-based line.
@@ -461,7 +482,11 @@ pub enum PolicyWarning {
 impl fmt::Display for PolicyWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PolicyWarning::BlankLine { .. } => f.write_str("blank line"),
+            PolicyWarning::BlankLine { .. } => interop(
+                f,
+                "a blank line: the policy format has none (RFC 8461 §3.2 ABNF)",
+                "policy-blank-line",
+            ),
             PolicyWarning::UnknownKey {
                 key,
                 suggestion: Some(s),
@@ -484,12 +509,30 @@ impl fmt::Display for PolicyWarning {
                 first_line,
                 ..
             } => write!(f, "mx \"{pattern}\" repeats line {first_line}"),
-            PolicyWarning::MxTrailingDot { value, .. } => {
-                write!(f, "mx \"{value}\" ends with a dot")
-            }
-            PolicyWarning::MxNotALabel { value, a_label, .. } => {
-                write!(f, "mx \"{value}\" is not in A-label form ({a_label})")
-            }
+            PolicyWarning::MxTrailingDot { value, .. } => interop(
+                f,
+                &format!(
+                    "mx \"{}\" ends with a dot, which the RFC 5321 Domain syntax of RFC 8461 §3.2 does not allow",
+                    excerpt(value, QUOTE)
+                ),
+                "policy-mx-trailing-dot",
+            ),
+            PolicyWarning::MxNotALabel { value, a_label, .. } => interop(
+                f,
+                &format!(
+                    "mx \"{}\" is not in A-label form ({a_label}); RFC 8461 §3.2 requires A-labels",
+                    excerpt(value, QUOTE)
+                ),
+                "policy-mx-u-label",
+            ),
+            PolicyWarning::EmptyExtensionValue { key, .. } => interop(
+                f,
+                &format!(
+                    "\"{}:\" has an empty value; the ABNF requires at least one character (RFC 8461 §3.2)",
+                    excerpt(key, QUOTE)
+                ),
+                "policy-empty-extension-value",
+            ),
             PolicyWarning::MxWildcardTooBroad { value, .. } => {
                 write!(
                     f,
@@ -515,6 +558,7 @@ impl PolicyWarning {
             | PolicyWarning::MxTrailingDot { line, .. }
             | PolicyWarning::MxNotALabel { line, .. }
             | PolicyWarning::MxWildcardTooBroad { line, .. }
+            | PolicyWarning::EmptyExtensionValue { line, .. }
             | PolicyWarning::ShortMaxAge { line, .. } => *line,
         }
     }
@@ -530,11 +574,20 @@ impl Diagnostic for PolicyWarning {
             PolicyWarning::MxTrailingDot { .. } => "sts.policy.mx-trailing-dot",
             PolicyWarning::MxNotALabel { .. } => "sts.policy.mx-not-a-label",
             PolicyWarning::MxWildcardTooBroad { .. } => "sts.policy.mx-wildcard-too-broad",
+            PolicyWarning::EmptyExtensionValue { .. } => "sts.policy.empty-extension-value",
             PolicyWarning::ShortMaxAge { .. } => "sts.policy.short-max-age",
         }
     }
+    /// Errors for what some deployed senders reject although this parser (a sender's, safe
+    /// to be lenient) accepts it: an owner must not publish it.
     fn severity(&self) -> Severity {
-        Severity::Warning
+        match self {
+            PolicyWarning::BlankLine { .. }
+            | PolicyWarning::MxTrailingDot { .. }
+            | PolicyWarning::MxNotALabel { .. }
+            | PolicyWarning::EmptyExtensionValue { .. } => Severity::Error,
+            _ => Severity::Warning,
+        }
     }
     fn rfc(&self) -> RfcRef {
         match self {
@@ -560,6 +613,12 @@ impl Diagnostic for PolicyWarning {
                 format!("write \"mx: {}\"", value.trim_end_matches('.'))
             }
             PolicyWarning::MxNotALabel { a_label, .. } => format!("write \"mx: {a_label}\""),
+            PolicyWarning::EmptyExtensionValue { key, .. } => {
+                format!(
+                    "remove the \"{}:\" line, or give it a value",
+                    excerpt(key, QUOTE)
+                )
+            }
             PolicyWarning::MxWildcardTooBroad { .. } => {
                 "name your own MX hosts or your provider's domain, e.g. \"*.mail.example.net\""
                     .into()
@@ -793,11 +852,18 @@ pub fn lint_policy(text: &[u8]) -> PolicyLint {
                 }),
             },
             other => {
-                warnings.push(PolicyWarning::UnknownKey {
-                    line: n,
-                    key: other.into(),
-                    suggestion: suggest_key(other),
-                });
+                if value.is_empty() {
+                    warnings.push(PolicyWarning::EmptyExtensionValue {
+                        line: n,
+                        key: other.into(),
+                    });
+                } else {
+                    warnings.push(PolicyWarning::UnknownKey {
+                        line: n,
+                        key: other.into(),
+                        suggestion: suggest_key(other),
+                    });
+                }
                 if extension_keys.insert(other.to_owned()) {
                     extensions.push((other.into(), value.into()));
                 }

@@ -191,6 +191,10 @@ pub enum RecordWarning {
         /// Its name.
         name: String,
     },
+    /// The record ends in whitespace without a final `;` (`"v=STSv1; id=1 "`): outside the
+    /// ABNF, and some senders reject the record (an error for owners, see
+    /// [`crate::interop`]).
+    TrailingWhitespace,
 }
 
 impl fmt::Display for RecordWarning {
@@ -198,6 +202,16 @@ impl fmt::Display for RecordWarning {
         match self {
             RecordWarning::UnknownField { name } => {
                 write!(f, "unknown field \"{name}\" is ignored by senders")
+            }
+            RecordWarning::TrailingWhitespace => {
+                let what = "the record ends in whitespace without a final \";\", which the RFC 8461 §3.1 ABNF does not allow";
+                match crate::interop::rejected_by_text("txt-trailing-whitespace-sts") {
+                    Some(who) => write!(
+                        f,
+                        "{what}; {who} the record, so those senders apply no MTA-STS (docs/interop.md)"
+                    ),
+                    None => f.write_str(what),
+                }
             }
         }
     }
@@ -207,10 +221,14 @@ impl Diagnostic for RecordWarning {
     fn code(&self) -> &'static str {
         match self {
             RecordWarning::UnknownField { .. } => "sts.record.unknown-field",
+            RecordWarning::TrailingWhitespace => "sts.record.trailing-whitespace",
         }
     }
     fn severity(&self) -> Severity {
-        Severity::Warning
+        match self {
+            RecordWarning::UnknownField { .. } => Severity::Warning,
+            RecordWarning::TrailingWhitespace => Severity::Error,
+        }
     }
     fn rfc(&self) -> RfcRef {
         S3_1
@@ -220,12 +238,16 @@ impl Diagnostic for RecordWarning {
             RecordWarning::UnknownField { name } => Location::Field {
                 field: name.clone(),
             },
+            RecordWarning::TrailingWhitespace => Location::Whole,
         }
     }
     fn hint(&self) -> String {
         match self {
             RecordWarning::UnknownField { .. } => {
                 "remove it unless you rely on an extension (field names are case-sensitive: \"id\", not \"ID\")".into()
+            }
+            RecordWarning::TrailingWhitespace => {
+                "remove the trailing whitespace, or end the record with \";\"".into()
             }
         }
     }
@@ -265,13 +287,16 @@ impl StsRecord {
                 value: id.to_string(),
             });
         }
-        let warnings = fields
+        let mut warnings: Vec<RecordWarning> = fields
             .extensions
             .iter()
             .map(|(name, _)| RecordWarning::UnknownField {
                 name: name.to_string(),
             })
             .collect();
+        if fields.trailing_whitespace {
+            warnings.push(RecordWarning::TrailingWhitespace);
+        }
         let extensions = fields
             .extensions
             .into_iter()

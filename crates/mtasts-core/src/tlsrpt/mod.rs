@@ -3,6 +3,7 @@
 
 pub mod filename;
 pub mod payload;
+pub mod readiness;
 pub mod record;
 pub mod report;
 pub mod result;

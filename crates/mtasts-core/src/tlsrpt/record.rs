@@ -280,6 +280,9 @@ pub enum RecordWarning {
         /// The URI.
         uri: String,
     },
+    /// The record ends in whitespace without a final `;`: outside the RFC 8460 §3 ABNF. No
+    /// surveyed implementation rejects it (docs/interop.md), so it is a warning.
+    TrailingWhitespace,
 }
 
 impl fmt::Display for RecordWarning {
@@ -294,6 +297,17 @@ impl fmt::Display for RecordWarning {
                     "rua URI \"{uri}\" is neither mailto: nor https:; senders skip it"
                 )
             }
+            RecordWarning::TrailingWhitespace => match crate::interop::rejected_by_text(
+                "txt-trailing-whitespace-tlsrpt",
+            ) {
+                Some(who) => write!(
+                    f,
+                    "the record ends in whitespace without a final \";\" (outside the RFC 8460 §3 ABNF); {who} it"
+                ),
+                None => f.write_str(
+                    "the record ends in whitespace without a final \";\" (outside the RFC 8460 §3 ABNF); no surveyed sender rejects it",
+                ),
+            },
         }
     }
 }
@@ -303,6 +317,7 @@ impl Diagnostic for RecordWarning {
         match self {
             RecordWarning::UnknownField { .. } => "tlsrpt.record.unknown-field",
             RecordWarning::UnsupportedScheme { .. } => "tlsrpt.record.unsupported-scheme",
+            RecordWarning::TrailingWhitespace => "tlsrpt.record.trailing-whitespace",
         }
     }
     fn severity(&self) -> Severity {
@@ -319,6 +334,7 @@ impl Diagnostic for RecordWarning {
             RecordWarning::UnsupportedScheme { .. } => Location::Field {
                 field: "rua".into(),
             },
+            RecordWarning::TrailingWhitespace => Location::Whole,
         }
     }
     fn hint(&self) -> String {
@@ -327,6 +343,9 @@ impl Diagnostic for RecordWarning {
                 "remove it unless you rely on an extension".into()
             }
             RecordWarning::UnsupportedScheme { .. } => "use mailto: or https:".into(),
+            RecordWarning::TrailingWhitespace => {
+                "remove the trailing whitespace, or end the record with \";\"".into()
+            }
         }
     }
 }
@@ -472,6 +491,9 @@ impl TlsRptRecord {
                 name: name.to_string(),
             })
             .collect();
+        if fields.trailing_whitespace {
+            warnings.push(RecordWarning::TrailingWhitespace);
+        }
         let mut rua = Vec::new();
         for part in value.split(',') {
             let part = part.trim_matches(txt::is_wsp);

@@ -8,6 +8,7 @@ mod support;
 mod apply;
 mod cache;
 mod fetch;
+mod interop;
 mod mx;
 mod policy;
 mod record_sts;
