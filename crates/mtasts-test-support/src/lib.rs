@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+pub mod dkim;
 pub mod postgres;
 pub mod redis;
 pub mod socketmap;

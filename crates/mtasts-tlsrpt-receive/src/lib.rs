@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod dkim;
+pub mod ingest;
 pub mod read;
 pub mod render;
 pub mod sources;

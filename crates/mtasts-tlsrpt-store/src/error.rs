@@ -217,7 +217,4 @@ pub enum DecodeProblem {
     /// Text that is not UTF-8 (SQLite does not check).
     #[error("text is not UTF-8: {0}")]
     Utf8(#[from] std::string::FromUtf8Error),
-    /// PostgreSQL could not convert the value.
-    #[error("{0}")]
-    Postgres(#[source] tokio_postgres::Error),
 }

@@ -604,14 +604,14 @@ fn quarantine_entry(r: &mut Reader) -> Result<QuarantineEntry, Corrupt> {
         id: r.id(),
         raw_id: r.int(1, "raw_id")?,
         at: r.time(2, "at")?,
-        via: r.name(3, "via", Via::from_name)?,
-        origin: r.text(4, "origin")?,
+        via: r.name(3, "tlsrpt_raw.via", Via::from_name)?,
+        origin: r.text(4, "tlsrpt_raw.origin")?,
         reason: QuarantineReason {
             code: r.text(5, "code")?,
             message: r.text(6, "message")?,
         },
         report: r.opt_int(7, "report_ref")?,
-        bytes: r.count(8, "size")?,
+        bytes: r.count(8, "tlsrpt_raw.size")?,
     })
 }
 
@@ -651,7 +651,7 @@ impl Op for QuarantineEntryOp {
         };
         let mut r = Reader::with_id(row, "tlsrpt_quarantine")?;
         let entry = quarantine_entry(&mut r)?;
-        let bytes = r.bytes(9, "bytes")?;
+        let bytes = r.bytes(9, "tlsrpt_raw.bytes")?;
         Ok(Some((entry, bytes)))
     }
 }

@@ -40,6 +40,7 @@ impl Ctx {
         let path = dir.path().join("reports.db");
         let url = format!("sqlite:{}", path.display());
         let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.backend(), "sqlite");
         Ctx {
             url,
             store,
@@ -55,6 +56,7 @@ impl Ctx {
         cluster.create_database(&name);
         let url = cluster.url(&name);
         let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.backend(), "postgres");
         Some(Ctx {
             url,
             store,
@@ -117,6 +119,7 @@ both!(
     reopening_keeps_everything,
     concurrent_puts_store_once,
     large_report_is_stored_whole,
+    corrupt_rows_are_named,
     kill9_then_rerun_stores_each_report_once,
 );
 
@@ -1364,6 +1367,102 @@ async fn large_report_is_stored_whole(ctx: Ctx) {
     );
     assert_eq!(sum[0].by_sending_ip.len(), 451);
     assert_eq!(sum[0].by_sending_ip[0], count("192.0.2.9", 3003));
+}
+
+async fn corrupt_rows_are_named(ctx: Ctx) {
+    let s = &ctx.store;
+    let ids = put_hand_made(s).await;
+    let (raw_a, a) = ids["a"];
+    let reason = QuarantineReason {
+        code: "dkim.none".into(),
+        message: "unsigned".into(),
+    };
+    let q = s.quarantine(raw_a, &reason, None).await.unwrap();
+    ctx.exec(&format!(
+        "UPDATE tlsrpt_report SET json = 'not json', trust = 'bogus' WHERE id = {a}"
+    ));
+    ctx.exec(&format!(
+        "UPDATE tlsrpt_raw SET via = 'pigeon' WHERE id = {raw_a}"
+    ));
+    ctx.exec(&format!(
+        "UPDATE tlsrpt_policy SET day = '2024-13-45' WHERE report_ref = {}",
+        ids["b"].1
+    ));
+
+    let err = s.report_json(a).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { table: "tlsrpt_report", id: Some(id), column: "json", .. } if *id == a),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&format!("tlsrpt_report row {a}")),
+        "{err}"
+    );
+    // A copy of the report meets the stored trust, which does not decode.
+    let copy = format!("{} ", hand_made().a);
+    let report = parse(&copy);
+    let raw_id = s
+        .put_raw(&raw(
+            copy.as_bytes(),
+            "2024-05-02T00:00:00Z",
+            Via::File,
+            "x",
+        ))
+        .await
+        .unwrap();
+    let err = s
+        .put_report(&NewReport {
+            raw_id,
+            report: &report,
+            via: Via::File,
+            trust: Trust::Operator,
+            dkim_domain: None,
+            received_at: at("2024-05-02T00:00:00Z"),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Corrupt {
+                table: "tlsrpt_report",
+                column: "trust",
+                op: "put_report",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = s.quarantine_entry(q).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { table: "tlsrpt_quarantine", id: Some(id), column: "tlsrpt_raw.via", .. } if *id == q),
+        "{err}"
+    );
+    assert!(s.quarantined().await.is_err());
+    let err = s.summary(&Filter::default()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { column: "day", .. }),
+        "{err}"
+    );
+    let err = s
+        .history("example.com", &Filter::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Corrupt {
+                table: "tlsrpt_policy",
+                id: Some(_),
+                column: "day",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // What does not touch the damaged rows still works.
+    assert!(s.report_json(ids["c"].1).await.unwrap().is_some());
+    assert_eq!(s.totals().await.unwrap().reports, 6);
 }
 
 /// The environment variable that makes [`kill9_child`] ingest the corpus into the store it

@@ -7,6 +7,7 @@ mod support;
 
 mod apply;
 mod cache;
+mod dkim;
 mod fetch;
 mod interop;
 mod mx;
