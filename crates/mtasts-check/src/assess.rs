@@ -141,6 +141,26 @@ pub struct DomainReport {
 }
 
 impl DomainReport {
+    /// What the readiness judgement needs from a live check: the mode published now, and the
+    /// error-level findings (and expiring certificates) an owner must fix before enforcing.
+    pub fn live(&self) -> mtasts_core::tlsrpt::readiness::Live {
+        mtasts_core::tlsrpt::readiness::Live {
+            mode: self.policy.as_ref().map(|p| p.mode.to_owned()),
+            problems: self
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error || f.code.contains("expir"))
+                .map(|f| {
+                    (
+                        f.code.to_owned(),
+                        f.subject.clone().unwrap_or_else(|| self.domain.clone()),
+                        f.message.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
     /// The codes of the findings at warning level or worse, sorted and deduplicated.
     pub fn problem_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self

@@ -7,7 +7,8 @@
 //!   in-memory double for tests, the AD flag, and one classification of failures into the
 //!   core's kinds;
 //! - [`tls`]: trust roots, the rustls client configuration (ring, TLS 1.2 or later), an
-//!   enforcing or recording verifier, and TLS errors as the core's certificate verdicts;
+//!   enforcing or recording verifier, TLS errors as the core's certificate verdicts, and a
+//!   server configuration from PEM files ([`tls::server_config`]);
 //! - [`https`]: the RFC 8461 §3.3 policy fetch over hyper.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

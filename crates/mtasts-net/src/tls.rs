@@ -433,3 +433,135 @@ pub fn handshake_failure(e: &std::io::Error, slot: &Recorder, expected: &str) ->
         },
     }
 }
+
+/// Why a server's certificate chain and key could not be loaded ([`server_config`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerTlsError {
+    /// A file could not be read.
+    #[error("TLS server: cannot read {what} {path}: {source}")]
+    Read {
+        /// `certificate chain` or `private key`.
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file is larger than [`MAX_PEM_FILE_BYTES`].
+    #[error("TLS server: {what} {path} is larger than {limit} bytes; is it the right file?")]
+    TooLarge {
+        /// `certificate chain` or `private key`.
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The certificate file holds a malformed PEM block, or no certificate.
+    #[error("TLS server: certificate chain {path}: {message}")]
+    Chain {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The key file holds no usable private key (PKCS#8, PKCS#1 or SEC1, in PEM).
+    #[error("TLS server: private key {path}: {message}")]
+    Key {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// rustls refused the pair (a key of an unsupported type, or a key that does not belong to
+    /// the leaf certificate).
+    #[error("TLS server: certificate {chain} with key {key}: {message}")]
+    Refused {
+        /// The certificate chain's path.
+        chain: String,
+        /// The key's path.
+        key: String,
+        /// rustls's reason.
+        message: String,
+    },
+}
+
+/// The largest certificate-chain or key file [`server_config`] reads: 1 MiB (a chain of a few
+/// certificates is a few KiB).
+pub const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
+
+fn read_pem_file(what: &'static str, path: &Path) -> Result<Vec<u8>, ServerTlsError> {
+    use std::io::Read;
+    let shown = path.display().to_string();
+    let read_err = |source| ServerTlsError::Read {
+        what,
+        path: shown.clone(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_PEM_FILE_BYTES {
+        return Err(ServerTlsError::TooLarge {
+            what,
+            path: shown,
+            limit: MAX_PEM_FILE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// A TLS server configuration from PEM files: the certificate chain (leaf first, then the
+/// intermediates) and its private key; rustls with ring, TLS 1.2 and 1.3 only (the same floor
+/// as every client, RFC 8461 §7.2), no client certificates, and the given ALPN protocols in
+/// order of preference (`[b"h2", b"http/1.1"]` for a server speaking both; empty for none).
+pub fn server_config(
+    chain_path: &Path,
+    key_path: &Path,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let chain_shown = chain_path.display().to_string();
+    let key_shown = key_path.display().to_string();
+    let pem = read_pem_file("certificate chain", chain_path)?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ServerTlsError::Chain {
+            path: chain_shown.clone(),
+            message: format!("bad PEM: {e}"),
+        })?;
+    if chain.is_empty() {
+        return Err(ServerTlsError::Chain {
+            path: chain_shown,
+            message: "no CERTIFICATE block".to_owned(),
+        });
+    }
+    let pem = read_pem_file("private key", key_path)?;
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| ServerTlsError::Key {
+        path: key_shown.clone(),
+        message: match e {
+            rustls::pki_types::pem::Error::NoItemsFound => {
+                "no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block".to_owned()
+            }
+            other => format!("bad PEM: {other}"),
+        },
+    })?;
+    let refused = |e: rustls::Error| ServerTlsError::Refused {
+        chain: chain_shown.clone(),
+        key: key_shown.clone(),
+        message: e.to_string(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(refused)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(refused)?;
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}

@@ -11,6 +11,9 @@
 //! CI), or panics (under CI), as [`crate::postgres`] does.
 
 use std::io::Write;
+
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -125,7 +128,7 @@ impl Signer {
         Some(Signer {
             python,
             key,
-            public_b64: base64(&der.stdout),
+            public_b64: BASE64_STANDARD.encode(&der.stdout),
             domain: domain.to_owned(),
             selector: selector.to_owned(),
             _dir: dir,
@@ -198,25 +201,4 @@ impl Signer {
     pub fn key_path(&self) -> &Path {
         &self.key
     }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

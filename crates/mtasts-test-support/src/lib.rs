@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod dkim;
+pub mod dovecot;
 pub mod postgres;
 pub mod redis;
 pub mod socketmap;

@@ -257,26 +257,25 @@ impl Ingester {
                 received_at: d.received_at,
             })
             .await?;
-        let (report, new) = match put {
-            PutOutcome::Stored { id } => (id, true),
-            PutOutcome::Duplicate { id, .. } => (id, false),
+        let (report, new, stored_trust) = match put {
+            PutOutcome::Stored { id } => (id, true, trust),
+            PutOutcome::Duplicate { id, trust, .. } => (id, false, trust),
         };
-        if let Some(p) = problem {
+        // A copy that cannot be authenticated of a report already counted adds nothing.
+        if let Some(p) = problem.filter(|_| stored_trust == Trust::Unverified) {
             let reason = QuarantineReason {
                 code: p.code().into(),
                 message: format!("{}: {p}", d.origin),
             };
-            // Also for a duplicate: a crash between storing the report and this line must not
-            // leave an unverified report outside the quarantine (the entry is idempotent).
+            // Also for a duplicate of a report that is still unverified: a crash between
+            // storing the report and this line must not leave it outside the quarantine (the
+            // entry is idempotent).
             let entry = self.store.quarantine(raw_id, &reason, Some(report)).await?;
-            if new {
-                return Ok(Arrival::Quarantined {
-                    entry,
-                    reason,
-                    report: Some(report),
-                });
-            }
-            return Ok(Arrival::Duplicate { report });
+            return Ok(Arrival::Quarantined {
+                entry,
+                reason,
+                report: Some(report),
+            });
         }
         Ok(if new {
             Arrival::Stored { report, trust }

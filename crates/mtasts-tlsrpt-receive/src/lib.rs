@@ -7,8 +7,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod analyse;
 pub mod dkim;
+pub mod https;
+pub mod imap;
 pub mod ingest;
 pub mod read;
 pub mod render;
 pub mod sources;
+pub mod view;

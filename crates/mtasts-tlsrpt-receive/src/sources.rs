@@ -1,6 +1,7 @@
 //! Where reports come from on disk: files (`.json`, `.json.gz`, `.gz`, `.eml`, or anything
 //! the core recognises by content), mbox files (one report e-mail per message), Maildir folders
-//! (`cur/` and `new/`), and directories of any of these, recursively. Each yields
+//! (`cur/` and `new/`), and directories of any of these, recursively (in a directory, only
+//! the names [`looks_like_input`] accepts). Each yields
 //! [`Input`]s one at a time, so a mailbox of any size is read in bounded memory: at most one
 //! message (capped at the input limit) is held at once.
 
@@ -8,6 +9,25 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+
+/// The file names a directory walk reads (a path named explicitly is always read): not
+/// hidden, and with no extension (mbox files often have none) or one of `.json`, `.gz`,
+/// `.eml`, `.msg`, `.mbox`, `.mbx`. A README or a CSV beside the reports is not an input.
+/// Maildir messages are read whatever their names.
+pub fn looks_like_input(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if name.starts_with('.') {
+        return false;
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        None => true,
+        Some(ext) => ["json", "gz", "eml", "msg", "mbox", "mbx"]
+            .iter()
+            .any(|k| ext.eq_ignore_ascii_case(k)),
+    }
+}
 
 /// One input to ingest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +128,9 @@ impl Sources {
             // Depth first, in name order: push in reverse at the front.
             for p in entries.into_iter().rev() {
                 if maildir && p.is_dir() {
+                    continue;
+                }
+                if !maildir && !p.is_dir() && !looks_like_input(&p) {
                     continue;
                 }
                 self.queue.push_front(Pending::Path(p));

@@ -80,6 +80,8 @@ fn maildir_and_nested_directories_in_name_order() {
     std::fs::write(md.join("new/2.host"), "Subject: new\n\ny\n").expect("write");
     std::fs::write(md.join("tmp/3.host"), "being delivered").expect("write");
     std::fs::write(d.join("a.json"), "{}").expect("write");
+    std::fs::write(d.join("README.md"), "not a report").expect("write");
+    std::fs::write(d.join(".hidden.json"), "{}").expect("write");
     std::fs::create_dir_all(d.join("c/d")).expect("nested");
     std::fs::write(d.join("c/d/e.json.gz"), [0x1f, 0x8b]).expect("write");
     let got = all(&[d.clone()], 1 << 20);
@@ -99,7 +101,7 @@ fn maildir_and_nested_directories_in_name_order() {
             "/b-maildir/new/2.host",
             "/c/d/e.json.gz"
         ],
-        "tmp/ is not read: a message there is still being delivered"
+        "tmp/ is not read (a message there is still being delivered), nor README.md or a hidden file"
     );
     assert_eq!(got[0].kind, InputKind::File);
     assert_eq!(got[1].kind, InputKind::Message);

@@ -24,3 +24,18 @@ mod value;
 pub use error::{DbError, DecodeProblem, StoreError};
 pub use model::*;
 pub use store::{SCHEMA_VERSION, Store};
+
+/// Where the store lives when `--db` (or `MTASTS_DB`) does not say:
+/// `$XDG_DATA_HOME/mtasts/reports.db`, else `$HOME/.local/share/mtasts/reports.db`, else
+/// (no home, as for a system service) `/var/lib/mtasts/reports.db`. The directory is created
+/// on first use by the caller; [`Store::open`] itself never creates directories.
+pub fn default_path() -> std::path::PathBuf {
+    let non_empty = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty());
+    if let Some(d) = non_empty("XDG_DATA_HOME") {
+        return std::path::PathBuf::from(d).join("mtasts/reports.db");
+    }
+    if let Some(h) = non_empty("HOME") {
+        return std::path::PathBuf::from(h).join(".local/share/mtasts/reports.db");
+    }
+    std::path::PathBuf::from("/var/lib/mtasts/reports.db")
+}

@@ -135,6 +135,8 @@ pub enum PutOutcome {
         id: i64,
         /// Whether its trust was raised.
         upgraded: bool,
+        /// The stored report's trust now.
+        trust: Trust,
     },
 }
 

@@ -491,7 +491,11 @@ async fn duplicate<C: Conn>(
         )
         .await?;
     }
-    Ok(PutOutcome::Duplicate { id, upgraded })
+    Ok(PutOutcome::Duplicate {
+        id,
+        upgraded,
+        trust: trust.max(stored),
+    })
 }
 
 pub(crate) struct SetTrust {

@@ -8,6 +8,7 @@ mod init_cmd;
 mod lint_cmd;
 mod output;
 mod report_cmd;
+mod reports_cmd;
 mod resolve_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -45,7 +46,7 @@ enum Command {
     /// Check a policy file or DNS TXT records before publishing them
     #[command(subcommand)]
     Lint(LintCommand),
-    /// Read TLS-RPT aggregate reports (RFC 8460)
+    /// Receive, keep and analyse TLS-RPT aggregate reports (RFC 8460)
     #[command(subcommand)]
     Report(ReportCommand),
     /// Resolve a domain's MTA-STS policy as a sending MTA would, and say why
@@ -135,6 +136,17 @@ struct LintRecordArgs {
 enum ReportCommand {
     /// Parse TLS-RPT reports (.json, .json.gz or an .eml message) and summarise them
     Parse(ReportParseArgs),
+    /// Store reports from files, mbox files, Maildirs and directories, each once
+    Ingest(reports_cmd::IngestArgs),
+    /// What could not be read or authenticated: kept, listed, retried
+    #[command(subcommand)]
+    Quarantine(reports_cmd::QuarantineCommand),
+    /// Sessions and failures per policy domain and day, from the stored reports
+    Summary(reports_cmd::SummaryArgs),
+    /// Is it safe to move the domain to mode: enforce? READY, NOT READY or ENFORCED
+    Readiness(reports_cmd::ReadinessArgs),
+    /// Delete stored reports and quarantine entries older than some days
+    Prune(reports_cmd::PruneArgs),
 }
 
 #[derive(Args)]
@@ -207,6 +219,15 @@ fn main() -> ExitCode {
         Command::Report(ReportCommand::Parse(a)) => {
             report_cmd::parse_reports(&a.files, a.json, &a.limits.limits(), &mut out, &mut err)
         }
+        Command::Report(ReportCommand::Ingest(a)) => reports_cmd::ingest(a, &mut out, &mut err),
+        Command::Report(ReportCommand::Quarantine(c)) => {
+            reports_cmd::quarantine(c, &mut out, &mut err)
+        }
+        Command::Report(ReportCommand::Summary(a)) => reports_cmd::summary(a, &mut out, &mut err),
+        Command::Report(ReportCommand::Readiness(a)) => {
+            reports_cmd::readiness(a, &mut out, &mut err)
+        }
+        Command::Report(ReportCommand::Prune(a)) => reports_cmd::prune(a, &mut out, &mut err),
         Command::Daemon(a) => daemon(&a, &mut err),
         Command::Check(a) => check_cmd::check(a, &mut out, &mut err),
         Command::Init(a) => init_cmd::init(a, &mut out, &mut err),

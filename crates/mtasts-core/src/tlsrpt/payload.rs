@@ -121,7 +121,9 @@ pub enum PayloadError {
         reason: String,
     },
     /// The decompressed JSON would be larger than [`ReportLimits::max_decompressed_bytes`].
-    #[error("the gzip data decompresses to more than {limit} bytes")]
+    #[error(
+        "the gzip data decompresses to more than the limit of {limit} bytes (max_decompressed_bytes); inflating stopped there"
+    )]
     DecompressedTooLarge {
         /// The limit.
         limit: usize,

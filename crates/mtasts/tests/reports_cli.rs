@@ -1,0 +1,407 @@
+//! `mtasts report ingest|summary|quarantine|readiness|prune` end to end: the real binary, an
+//! SQLite store in a temporary directory, a lab world answering the DKIM key lookups (so no
+//! test waits on the system's resolvers), and the report corpus.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use mtasts_lab::{World, WorldOptions};
+use mtasts_test_support::{output_text, report_corpus, scenario};
+use serde_json::Value;
+
+fn mtasts(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(args)
+        .env("MTASTS_DB", db)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mtasts")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", output_text(o)))
+}
+
+fn lab() -> World {
+    World::start(&scenario("minimal.toml"), WorldOptions::default()).expect("lab")
+}
+
+/// The sessions `expected.tsv` gives, per distinct report (organisation, report id, as
+/// `report parse` reads them): the corpus holds some reports twice (the same report as JSON
+/// and inside an e-mail, or copied by two projects).
+fn expected_sessions() -> (u64, u64, usize) {
+    let tsv = std::fs::read_to_string(report_corpus().join("expected.tsv")).expect("tsv");
+    let mut rows = Vec::new();
+    for line in tsv.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let n = |i: usize| cols.get(i).and_then(|c| c.parse::<u64>().ok()).unwrap_or(0);
+        rows.push((cols[0].to_owned(), n(2), n(3)));
+    }
+    let files: Vec<String> = rows
+        .iter()
+        .map(|(f, _, _)| report_corpus().join(f).display().to_string())
+        .collect();
+    let mut args = vec!["report", "parse", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let o = mtasts(Path::new("/nonexistent/unused.db"), &args);
+    let doc = json(&o);
+    let parsed = doc["reports"].as_array().expect("reports");
+    assert_eq!(parsed.len(), rows.len());
+    let mut seen = BTreeMap::new();
+    for ((file, ok, failed), p) in rows.iter().zip(parsed) {
+        let r = &p["report"];
+        let key = (
+            r["organization-name"].as_str().unwrap_or("").to_owned(),
+            r["report-id"].as_str().unwrap_or(file).to_owned(),
+        );
+        seen.insert(key, (*ok, *failed));
+    }
+    let (s, f) = seen.values().fold((0, 0), |(a, b), (s, f)| (a + s, b + f));
+    (s, f, seen.len())
+}
+
+#[test]
+fn the_corpus_ingests_once_and_its_summary_gives_the_expected_sessions() {
+    let w = lab();
+    let dns = w.dns_addr().to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("reports.db");
+    let corpus = report_corpus().display().to_string();
+    let o = mtasts(&db, &["report", "ingest", "--dns", &dns, "--json", &corpus]);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let first = json(&o);
+    let read = first["read"].as_u64().expect("read");
+    let (stored, dups, quar) = (
+        first["stored"].as_u64().expect("stored"),
+        first["duplicates"].as_u64().expect("duplicates"),
+        first["quarantined"].as_u64().expect("quarantined"),
+    );
+    assert_eq!(stored + dups + quar, read, "{first}");
+    let (_, _, distinct) = expected_sessions();
+    // Each distinct report is stored once: as trusted, or (a mailed report that cannot be
+    // authenticated) in quarantine; every input is one of the three.
+    assert!(stored <= distinct as u64 && stored + quar >= distinct as u64, "{first}");
+    // The e-mails of the corpus are real reporters' mail: their signatures cannot verify
+    // here (expired, or keys not in the lab), so they wait in quarantine and count only
+    // with --include-unverified.
+    let o = mtasts(
+        &db,
+        &["report", "summary", "--json", "--include-unverified"],
+    );
+    let total = &json(&o)["total"];
+    let (s, f, _) = expected_sessions();
+    assert_eq!(
+        (total["successful"].as_u64(), total["failed"].as_u64()),
+        (Some(s), Some(f)),
+        "{total}"
+    );
+    let o = mtasts(&db, &["report", "quarantine", "list", "--json"]);
+    let q = json(&o);
+    let entries = q["quarantine"].as_array().expect("list");
+    assert_eq!(entries.len() as u64, quar);
+    assert!(
+        entries.iter().all(|e| e["reason"]["code"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("dkim."))),
+        "only mailed reports are in quarantine: {q}"
+    );
+
+    // Everything again: nothing new.
+    let o = mtasts(&db, &["report", "ingest", "--dns", &dns, &corpus]);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let line = stdout(&o);
+    assert!(
+        line.starts_with(&format!("{read} read, 0 stored, ")),
+        "{line}"
+    );
+    w.shutdown();
+}
+
+fn report_json(org: &str, id: &str, day: &str, domain: &str, ok: u64, failures: &str) -> String {
+    let failed: u64 = if failures.is_empty() {
+        0
+    } else {
+        failures
+            .split("\"failed-session-count\":")
+            .skip(1)
+            .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .filter_map(|n| n.parse::<u64>().ok())
+            .sum()
+    };
+    format!(
+        r#"{{"organization-name":"{org}","date-range":{{"start-datetime":"{day}T00:00:00Z","end-datetime":"{day}T23:59:59Z"}},"contact-info":"tlsrpt@{org}","report-id":"{id}","policies":[{{"policy":{{"policy-type":"sts","policy-string":["version: STSv1","mode: testing","mx: mx1.{domain}","mx: mx2.{domain}","max_age: 86400"],"policy-domain":"{domain}"}},"summary":{{"total-successful-session-count":{ok},"total-failure-session-count":{failed}}}{failures}}}]}}"#
+    )
+}
+
+fn write_history(dir: &Path, days: u32, mismatch_on_mx2: bool) -> PathBuf {
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).expect("dir");
+    for d in 0..days {
+        let day = format!("2026-11-{:02}", 30 - d);
+        for org in ["google.com", "microsoft.com", "yahoo.com"] {
+            let failures = if mismatch_on_mx2 && org == "google.com" {
+                r#","failure-details":[{"result-type":"certificate-host-mismatch","sending-mta-ip":"209.85.220.41","receiving-mx-hostname":"mx2.customer.test","failed-session-count":40}]"#
+            } else {
+                ""
+            };
+            let text = report_json(
+                org,
+                &format!("{org}-{day}"),
+                &day,
+                "customer.test",
+                100,
+                failures,
+            );
+            std::fs::write(reports.join(format!("{org}-{day}.json")), text).expect("write");
+        }
+    }
+    reports
+}
+
+fn readiness(db: &Path) -> (Option<i32>, Value) {
+    let o = mtasts(
+        db,
+        &[
+            "report",
+            "readiness",
+            "customer.test",
+            "--offline",
+            "--today",
+            "2026-11-30",
+            "--json",
+        ],
+    );
+    (o.status.code(), json(&o))
+}
+
+#[test]
+fn readiness_on_seeded_histories() {
+    // Clean for 14 days: READY.
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("clean.db");
+    let reports = write_history(dir.path(), 14, false);
+    let o = mtasts(&db, &["report", "ingest", &reports.display().to_string()]);
+    assert_eq!(
+        stdout(&o).trim(),
+        "42 read, 42 stored, 0 duplicates, 0 quarantined"
+    );
+    let (code, r) = readiness(&db);
+    assert_eq!(r["readiness"]["status"], "ready", "{r}");
+    assert_eq!(code, Some(0));
+    let o = mtasts(
+        &db,
+        &[
+            "report",
+            "readiness",
+            "customer.test",
+            "--offline",
+            "--today",
+            "2026-11-30",
+        ],
+    );
+    assert!(
+        stdout(&o).starts_with("customer.test: READY: 14 days"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Too few days: NOT READY, and how many more.
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("short.db");
+    let reports = write_history(dir.path(), 5, false);
+    mtasts(&db, &["report", "ingest", &reports.display().to_string()]);
+    let (code, r) = readiness(&db);
+    assert_eq!(r["readiness"]["status"], "not-ready", "{r}");
+    assert_eq!(code, Some(1));
+    let items = r["readiness"]["items"].as_array().expect("items");
+    let days = items
+        .iter()
+        .find(|i| i["code"] == "readiness.too-few-days")
+        .expect("too few days");
+    assert!(
+        days["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("9 more")),
+        "{days}"
+    );
+
+    // A large sender failing certificate-host-mismatch on one MX: NOT READY, names the MX
+    // and the fix.
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("mismatch.db");
+    let reports = write_history(dir.path(), 14, true);
+    mtasts(&db, &["report", "ingest", &reports.display().to_string()]);
+    let (code, r) = readiness(&db);
+    assert_eq!(r["readiness"]["status"], "not-ready", "{r}");
+    assert_eq!(code, Some(1));
+    let items = r["readiness"]["items"].as_array().expect("items");
+    let mx = items
+        .iter()
+        .find(|i| i["code"] == "readiness.mx-failures")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(mx["evidence"]["mx_hosts"][0], "mx2.customer.test");
+    assert_eq!(mx["attribution"]["kind"], "owner");
+    assert!(
+        mx["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("mx2.customer.test")),
+        "{mx}"
+    );
+}
+
+#[test]
+fn kill_9_during_a_large_ingest_then_a_rerun_stores_every_report_exactly_once() {
+    const N: usize = 10_000;
+    let dir = tempfile::tempdir().expect("dir");
+    let reports = dir.path().join("many");
+    std::fs::create_dir_all(&reports).expect("dir");
+    for i in 0..N {
+        // One report per domain, so that the summary counts reports one by one.
+        let text = report_json(
+            "bulk.example",
+            &format!("r{i}"),
+            "2026-11-20",
+            &format!("d{i}.example"),
+            1,
+            "",
+        );
+        std::fs::write(reports.join(format!("{i:05}.json")), text).expect("write");
+    }
+    let db = dir.path().join("reports.db");
+    let path = reports.display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["report", "ingest", &path])
+        .env("MTASTS_DB", &db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Kill it once part of the work is stored: the WAL file grows as reports are committed.
+    let wal = dir.path().join("reports.db-wal");
+    let deadline = std::time::Instant::now() + mtasts_test_support::GUARD;
+    while std::fs::metadata(&wal).map_or(0, |m| m.len()) < 2_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ingest made no progress"
+        );
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let killed = child.try_wait().expect("wait").is_none();
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let o = mtasts(&db, &["report", "ingest", "--json", &path]);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let rerun = json(&o);
+    assert_eq!(rerun["read"], N as u64);
+    assert_eq!(
+        rerun["stored"].as_u64().unwrap_or(0) + rerun["duplicates"].as_u64().unwrap_or(0),
+        N as u64,
+        "{rerun}"
+    );
+    if killed {
+        assert!(
+            rerun["duplicates"].as_u64().unwrap_or(0) > 0,
+            "killed after some were stored"
+        );
+    }
+    let o = mtasts(&db, &["report", "summary", "--json"]);
+    let s = json(&o);
+    let days = s["days"].as_array().expect("days");
+    let domains: BTreeSet<&str> = days.iter().filter_map(|d| d["domain"].as_str()).collect();
+    assert_eq!(domains.len(), N);
+    assert!(days.iter().all(|d| d["reports"] == 1), "each report once");
+    assert_eq!(s["total"]["successful"], N as u64);
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_within_bounded_memory_and_kept_in_quarantine() {
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    let dir = tempfile::tempdir().expect("dir");
+    let bomb = dir.path().join("bomb.json.gz");
+    // 1 GiB of spaces after an opening brace: about 1 MiB of gzip.
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    gz.write_all(b"{").expect("gzip");
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..1024 {
+        gz.write_all(&chunk).expect("gzip");
+    }
+    let bytes = gz.finish().expect("gzip");
+    assert!(bytes.len() < 2 << 20, "{}", bytes.len());
+    std::fs::write(&bomb, &bytes).expect("write");
+    let db = dir.path().join("reports.db");
+    // Under a 512 MiB address-space limit: inflating it whole would abort.
+    let o = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -v 524288 && exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_mtasts"),
+            "report",
+            "ingest",
+            &bomb.display().to_string(),
+        ])
+        .env("MTASTS_DB", &db)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "1 read, 0 stored, 0 duplicates, 1 quarantined"
+    );
+    let o = mtasts(&db, &["report", "quarantine", "list"]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("bomb.json.gz") && text.contains("limit"),
+        "the refusal names the input and the limit: {text}"
+    );
+    let o = mtasts(&db, &["report", "quarantine", "show", "1", "--raw"]);
+    assert_eq!(o.stdout, bytes, "the input is kept as received");
+}
+
+#[test]
+fn prune_removes_old_reports() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("reports.db");
+    let reports = dir.path().join("r");
+    std::fs::create_dir_all(&reports).expect("dir");
+    let today = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now()).date_naive();
+    for age in [40u64, 20, 0] {
+        let day = today - chrono::Days::new(age);
+        let text = report_json(
+            "a.example",
+            &format!("r{age}"),
+            &day.to_string(),
+            "p.example",
+            1,
+            "",
+        );
+        std::fs::write(reports.join(format!("{age}.json")), text).expect("write");
+    }
+    mtasts(&db, &["report", "ingest", &reports.display().to_string()]);
+    let o = mtasts(&db, &["report", "prune", "--older-than", "30", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(json(&o)["pruned"]["reports"], 1);
+    let o = mtasts(&db, &["report", "summary", "--json"]);
+    assert_eq!(json(&o)["days"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn a_missing_store_directory_is_a_clear_error() {
+    let o = mtasts(
+        Path::new("/nonexistent/dir/reports.db"),
+        &["report", "summary"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/nonexistent/dir"), "{err}");
+}
