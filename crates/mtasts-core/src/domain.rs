@@ -9,6 +9,13 @@ pub const MAX_NAME_LEN: usize = 253;
 /// Longest label (RFC 1035 §2.3.4).
 pub const MAX_LABEL_LEN: usize = 63;
 
+/// Longest raw label (in code points) given to the IDNA conversion: four times the longest
+/// valid label, room for ignorable code points UTS 46 removes.
+const IDNA_MAX_RAW_LABEL: usize = 4 * MAX_LABEL_LEN;
+
+/// Longest raw name (in code points) given to the IDNA conversion.
+const IDNA_MAX_RAW_NAME: usize = 4 * MAX_NAME_LEN;
+
 /// Why a string is not a usable domain name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -61,7 +68,8 @@ impl fmt::Display for DomainError {
             DomainError::LabelTooLong { label } => {
                 write!(
                     f,
-                    "label \"{label}\" is {} octets long, more than 63",
+                    "label \"{}\" is {} octets long, more than 63",
+                    crate::text::excerpt(label, 80),
                     label.len()
                 )
             }
@@ -169,6 +177,21 @@ pub fn to_a_label(name: &str) -> Result<String, DomainError> {
         // lenient UTS 46 mapping; check the label shape first on the raw input.
         if trimmed.split('.').any(str::is_empty) {
             return Err(DomainError::EmptyLabel);
+        }
+        // Punycode decoding is quadratic in the label's length: a hostile 60 KB `xn--` label
+        // took seconds (found by fuzzing). No valid label is longer than 63 octets; UTS 46
+        // may drop ignorable code points before that is checked, so only labels and names
+        // far beyond any valid length are refused here, before the conversion.
+        if let Some(label) = trimmed
+            .split('.')
+            .find(|l| l.chars().count() > IDNA_MAX_RAW_LABEL)
+        {
+            return Err(DomainError::LabelTooLong {
+                label: label.to_string(),
+            });
+        }
+        if trimmed.chars().count() > IDNA_MAX_RAW_NAME {
+            return Err(DomainError::NameTooLong { len: trimmed.len() });
         }
         if trimmed.contains('*') {
             return Err(DomainError::MisplacedWildcard);
