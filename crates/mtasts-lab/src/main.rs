@@ -188,6 +188,24 @@ pub(crate) fn print_info(info: &WorldInfo, netns: Option<&str>) {
     }
     let _ = writeln!(out, "  ca         {}", info.ca_pem_path.display());
     let _ = writeln!(out, "  domains    {}", info.domains.len());
+    // Ready to paste: `mtasts check`, `init`, `resolve` and `report` take these flags, or the
+    // same settings from the environment.
+    let _ = writeln!(
+        out,
+        "  flags      --dns {} --ca-file {} --https-port {} --smtp-port {}",
+        info.dns,
+        info.ca_pem_path.display(),
+        info.https.port(),
+        info.smtp_port
+    );
+    let _ = writeln!(
+        out,
+        "  env        export MTASTS_DNS={} MTASTS_CA_FILE={} MTASTS_HTTPS_PORT={} MTASTS_SMTP_PORT={}",
+        info.dns,
+        info.ca_pem_path.display(),
+        info.https.port(),
+        info.smtp_port
+    );
     if let Some(ns) = netns {
         let _ = writeln!(
             out,

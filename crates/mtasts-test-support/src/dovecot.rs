@@ -374,14 +374,25 @@ service stats {{
 
     /// Starts the master (it daemonizes) and waits until both listeners accept.
     fn launch(&mut self) -> Result<(), String> {
-        let out = self
+        // Into a file, not a pipe: the daemonized master keeps its standard output and error
+        // open, so reading a pipe to its end would wait for the server to stop.
+        let out_path = self.dir().join("log/dovecot.out");
+        let out = std::fs::File::create(&out_path).expect("dovecot.out");
+        let err = out.try_clone().expect("dovecot.out");
+        let status = self
             .command(&self.dovecot)
             .arg("-c")
             .arg(self.conf())
-            .output()
+            .stdout(out)
+            .stderr(err)
+            .status()
             .unwrap_or_else(|e| panic!("cannot run dovecot: {e}"));
-        if !out.status.success() {
-            return Err(format!("dovecot: {}\n--- log\n{}", text(&out), self.log()));
+        if !status.success() {
+            return Err(format!(
+                "dovecot: {}\n--- log\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                self.log()
+            ));
         }
         self.running = true;
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -438,16 +449,29 @@ service stats {{
         }
     }
 
-    /// Ends every IMAP connection of the user (`doveadm kick`).
+    /// Cuts every IMAP connection at once: kills this server's `imap` processes (SIGKILL, so
+    /// the client sees the connection drop without a `BYE`); the server stays up.
     pub fn kick(&self) {
-        let out = self
-            .command(&self.doveadm)
-            .arg("-c")
-            .arg(self.conf())
-            .args(["kick", USER])
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run doveadm: {e}"));
-        assert!(out.status.success(), "doveadm kick: {}", text(&out));
+        let title = format!("dovecot-mtasts-test-{}/imap", self.imaps_port);
+        let mut killed = 0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if !pid.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            let first = String::from_utf8_lossy(first);
+            // `…/imap`, maybe with a title after it, but not `…/imap-login`.
+            let is_imap = first
+                .strip_prefix(&title)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '));
+            if is_imap {
+                let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
+                killed += 1;
+            }
+        }
+        assert!(killed > 0, "no imap process of {title} to kill");
     }
 
     /// The Maildir of `folder` (`INBOX`, or `.A.B` for `A/B`), created if missing.

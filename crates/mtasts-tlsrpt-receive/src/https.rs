@@ -33,18 +33,21 @@
 //! | 201 Created | a new report, stored | `stored`, with `report` (its id) |
 //! | 200 OK | a report already stored under the same key (a retry, a second copy) | `duplicate`, with `report` |
 //! | 202 Accepted | the input parsed but is not trusted (an e-mail whose DKIM check failed): kept in quarantine with its report, for the operator; the sender need not retry | `quarantined`, with `entry`, `report`, `reason` |
-//! | 400 Bad Request | the body is not a report (not JSON or gzip, invalid report JSON), or it could not be read; what was read is kept in quarantine (when it was read whole) so the operator can look | `quarantined` with `entry`, `reason`, `message`; or `refused` |
+//! | 400 Bad Request | the body is not a report (neither JSON nor gzip, or invalid report JSON): kept in quarantine for the operator, so a retry of the same bytes gets the same answer; or the body could not be read (a malformed chunk, the client gone): nothing kept | `quarantined`, with `entry`, `reason`, `message`; or `refused` |
 //! | 405 Method Not Allowed | any method but `POST`; `Allow: POST` | `refused` |
 //! | 408 Request Timeout | the body did not arrive within [`ReceiverLimits::request_timeout`] (a slow-loris client); the connection is closed | `refused` |
-//! | 413 Content Too Large | the body is over [`ReceiverLimits::max_body_bytes`] (said by `Content-Length`, then nothing is read; or found while reading, then at most the limit plus one read is read and nothing is kept), or it inflates to more than the limits (then it is kept in quarantine); the connection is closed when the body was not read whole | `refused`, or `quarantined` |
+//! | 413 Content Too Large | the body is over [`ReceiverLimits::max_body_bytes`]: refused by its `Content-Length` before any of it is read, or as soon as what was read passes the limit (at most the limit plus one read buffer is read); nothing kept, the connection closed. Or it inflates past a limit: the core's [`ReportLimits::max_decompressed_bytes`] (kept in quarantine), or, for a `Content-Encoding` layer that is not gzip of JSON, [`ReportLimits::max_input_bytes`] (nothing kept) | `refused`, or `quarantined` |
 //! | 415 Unsupported Media Type | a `Content-Type` or `Content-Encoding` other than the above (`Accept-Encoding: gzip` is sent for the latter) | `refused` |
 //! | 503 Service Unavailable | the store failed or did not answer within [`ReceiverLimits::store_timeout`], or [`ReceiverLimits::max_concurrent_requests`] are in progress; with `Retry-After`, so the sender retries (RFC 8460 §5.5) | `unavailable` |
 //!
 //! Bodies are one line of JSON (`application/json`, `X-Content-Type-Options: nosniff`); any
 //! text that came from the request (a parse error naming a field) is JSON-escaped and cut to
-//! [`MAX_MESSAGE_CHARS`]. Each request gives one log line (`tracing`, target
-//! `mtasts_tlsrpt_receive::https`): peer, method, path, status, outcome, bytes, and what went
-//! wrong, at `info` for 2xx, `warn` for 4xx and `error` for 5xx.
+//! [`MAX_MESSAGE_CHARS`]. Each request to the receiver's paths gives one log line (`tracing`,
+//! target `mtasts_tlsrpt_receive::https`): peer, method, path, status, outcome, bytes received,
+//! and what went wrong, at `info` for 2xx, `warn` for 4xx and `error` for 5xx. What hyper refuses
+//! before routing (a request head over [`ServeLimits::max_header_bytes`]: 431; a malformed
+//! request: 400), TLS handshake failures and connection errors are logged at `debug`, per
+//! connection.
 //!
 //! # TLS
 //!
@@ -67,7 +70,7 @@ use axum::http::header::{
     ACCEPT_ENCODING, ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap,
     HeaderValue, RETRY_AFTER,
 };
-use axum::http::{Extensions, StatusCode};
+use axum::http::{Extensions, StatusCode, Version};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::post;
@@ -144,7 +147,8 @@ pub struct ReceiverLimits {
     /// The largest body accepted, in bytes, as received (compressed or not). Default: 10 MiB,
     /// the ingester's default [`ReportLimits::max_input_bytes`] (RFC 8460 §5.2 cites 10 MB as a
     /// limit receivers commonly impose). Range: 1 KiB to the ingester's `max_input_bytes` (a
-    /// larger body the ingester would refuse anyway).
+    /// larger body the ingester would refuse anyway); [`ReceiverLimits::for_input`] sets it to
+    /// that.
     pub max_body_bytes: usize,
     /// How long the body may take to arrive, from the end of the request head to its last
     /// byte; past it the answer is 408 and the connection is closed (a client trickling its
@@ -171,6 +175,15 @@ impl ReceiverLimits {
         max_concurrent_requests: 8,
         retry_after_secs: 60,
     };
+
+    /// The defaults, with [`max_body_bytes`](Self::max_body_bytes) set to the ingester's
+    /// `max_input_bytes` (what to use when that limit is configured).
+    pub fn for_input(input: &ReportLimits) -> ReceiverLimits {
+        ReceiverLimits {
+            max_body_bytes: input.max_input_bytes,
+            ..ReceiverLimits::DEFAULT
+        }
+    }
 
     /// Checks every field against its documented range; `input` is the ingester's limits
     /// (the body may not be larger than the ingester takes).
@@ -504,12 +517,14 @@ async fn log_request(req: Request, next: Next) -> Response {
     };
     match status {
         ..400 => {
-            tracing::info!(%peer, %method, %path, status, outcome, bytes, detail, "TLS-RPT POST")
+            tracing::info!(%peer, %method, %path, status, outcome, bytes, detail, "TLS-RPT HTTPS request")
         }
         400..500 => {
-            tracing::warn!(%peer, %method, %path, status, outcome, bytes, detail, "TLS-RPT POST")
+            tracing::warn!(%peer, %method, %path, status, outcome, bytes, detail, "TLS-RPT HTTPS request")
         }
-        _ => tracing::error!(%peer, %method, %path, status, outcome, bytes, detail, "TLS-RPT POST"),
+        _ => {
+            tracing::error!(%peer, %method, %path, status, outcome, bytes, detail, "TLS-RPT HTTPS request")
+        }
     }
     response
 }
@@ -582,7 +597,9 @@ impl Answer {
         self
     }
 
-    fn into_response(self) -> Response {
+    /// The response; `Connection: close` only for HTTP/1 (h2 forbids the header: there the
+    /// stream is reset when its body was not read, and the connection stays).
+    fn into_response(self, version: Version) -> Response {
         let mut text = self.body.to_string();
         text.push('\n');
         let mut r = Response::new(Body::from(text));
@@ -596,7 +613,7 @@ impl Answer {
         for (k, v) in self.headers {
             h.insert(k, v);
         }
-        if self.close {
+        if self.close && version < Version::HTTP_2 {
             h.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         r.extensions_mut().insert(self.logged);
@@ -604,13 +621,13 @@ impl Answer {
     }
 }
 
-async fn method_not_allowed() -> Response {
+async fn method_not_allowed(version: Version) -> Response {
     Answer::refused(
         StatusCode::METHOD_NOT_ALLOWED,
         "only POST is accepted here (RFC 8460 §5.4)",
     )
     .header(ALLOW, HeaderValue::from_static("POST"))
-    .into_response()
+    .into_response(version)
 }
 
 /// Whether the request's `Content-Type` admits it (see the module documentation).
@@ -830,7 +847,7 @@ async fn receive(State(rx): State<Arc<Receiver>>, req: Request) -> Response {
         peer_of(&parts.extensions).map_or_else(|| "unknown peer".to_owned(), |p| p.to_string());
     handle(&rx, &parts.headers, body, &origin)
         .await
-        .into_response()
+        .into_response(parts.version)
 }
 
 async fn handle(rx: &Receiver, headers: &HeaderMap, body: Body, origin: &str) -> Answer {
@@ -1151,4 +1168,99 @@ where
     tokio::time::timeout(limits.shutdown_grace, conn)
         .await
         .unwrap_or(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(bytes).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    #[test]
+    fn gzip_coding_is_undone_only_when_the_core_cannot() {
+        let json = br#"{"organization-name": "x"}"#;
+        // gzip of JSON: the core inflates it, within its own limit.
+        assert_eq!(undo_gzip_coding(&gz(json), 1024), Decoded::AsReceived);
+        // Not gzip at all (a mislabelled coding), or corrupt: handed on for the core to judge.
+        assert_eq!(undo_gzip_coding(json, 1024), Decoded::AsReceived);
+        let mut corrupt = gz(&gz(json));
+        corrupt.truncate(12);
+        assert_eq!(undo_gzip_coding(&corrupt, 1024), Decoded::AsReceived);
+        // gzip of gzip: one layer undone.
+        let inner = gz(json);
+        assert_eq!(
+            undo_gzip_coding(&gz(&inner), 1024),
+            Decoded::Inflated(inner.clone())
+        );
+        // Inflating past the limit stops there.
+        assert_eq!(
+            undo_gzip_coding(&gz(&vec![0; 4096]), 1024),
+            Decoded::TooLarge
+        );
+        assert_eq!(
+            undo_gzip_coding(&gz(&vec![0; 1024]), 1024),
+            Decoded::Inflated(vec![0; 1024])
+        );
+    }
+
+    #[test]
+    fn codings_and_media_types() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                    HeaderValue::from_str(v).expect("value"),
+                );
+            }
+            h
+        };
+        assert_eq!(gzip_coded(&headers(&[])), Ok(false));
+        assert_eq!(
+            gzip_coded(&headers(&[("content-encoding", "identity")])),
+            Ok(false)
+        );
+        assert_eq!(
+            gzip_coded(&headers(&[("content-encoding", "GZIP")])),
+            Ok(true)
+        );
+        assert!(
+            gzip_coded(&headers(&[
+                ("content-encoding", "gzip"),
+                ("content-encoding", "gzip")
+            ]))
+            .is_err()
+        );
+        assert!(gzip_coded(&headers(&[("content-encoding", "gzip, br")])).is_err());
+        assert_eq!(media_type_accepted(&headers(&[])), Ok(()));
+        assert_eq!(
+            media_type_accepted(&headers(&[(
+                "content-type",
+                "application/tlsrpt+json; charset=utf-8"
+            )])),
+            Ok(())
+        );
+        assert!(media_type_accepted(&headers(&[("content-type", "application/tlsrpt")])).is_err());
+        assert!(
+            media_type_accepted(&headers(&[
+                ("content-type", "application/json"),
+                ("content-type", "application/json")
+            ]))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn messages_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 5);
+        let c = cut(&long);
+        assert_eq!(c.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(c.ends_with('…'));
+        assert_eq!(cut("short"), "short");
+    }
 }

@@ -731,6 +731,7 @@ impl ImapIngester {
                 Ok(()) => return Ok(total),
                 Err(e) if e.is_fatal() => return Err(e),
                 Err(e) => {
+                    eprintln!("DEBUG watch error: {e}");
                     let delay = jittered(backoff);
                     tracing::warn!(
                         server = %self.source.server(),
@@ -768,7 +769,9 @@ impl ImapIngester {
         }
         let limits = self.source.limits;
         loop {
+            eprintln!("DEBUG pass start");
             let counts = self.pass(&mut session, &offers, stop).await?;
+            eprintln!("DEBUG pass end {counts}");
             *backoff = limits.backoff_first;
             *total = add(*total, counts);
             on_pass(&counts);
@@ -812,6 +815,7 @@ impl ImapIngester {
                     break w;
                 }
             };
+            eprintln!("DEBUG wake {}", match &wake { Wake::NewMail => "new".to_string(), Wake::Reissue => "reissue".into(), Wake::Stop => "stop".into(), Wake::Lost(m) => format!("lost {m}") });
             match wake {
                 Wake::Lost(message) => {
                     return Err(ImapError::Imap {

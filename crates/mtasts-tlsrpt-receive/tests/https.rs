@@ -501,8 +501,19 @@ async fn other_media_types_codings_and_methods_are_refused_and_nothing_is_stored
         assert_eq!(r.status, 405, "{m}: {r:?}");
         assert_eq!(r.headers["allow"], "POST", "{m}: {r:?}");
     }
-    let r = post(a, "/elsewhere", "application/tlsrpt+json", body).await;
+    let r = post(a, "/elsewhere", "application/tlsrpt+json", body.clone()).await;
     assert_eq!(r.status, 404, "{r:?}");
+    // A head over max_header_bytes (16 KiB).
+    let big = "x".repeat(20 * 1024);
+    let r = send(
+        a,
+        Method::POST,
+        "/",
+        &[("content-type", "application/tlsrpt+json"), ("x-big", &big)],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 431, "{r:?}");
     assert_eq!(server.totals().await, (0, 0, 0), "nothing stored");
     server.shutdown().await;
 }
@@ -922,6 +933,9 @@ async fn locked_store_past_store_timeout_is_503_and_the_retry_is_stored() {
     let r = post(server.addr, "/", "application/tlsrpt+json", body.clone()).await;
     assert_eq!((r.status, r.outcome()), (503, "unavailable"), "{r:?}");
     assert!(r.headers.contains_key("retry-after"));
+    // store_timeout, not the store's own lock wait (10 s), ended it.
+    let error = r.body["error"].as_str().unwrap_or("");
+    assert!(error.contains("did not answer in time"), "{r:?}");
     other.execute_batch("COMMIT").expect("unlock");
     let r = post(server.addr, "/", "application/tlsrpt+json", body).await;
     assert_eq!((r.status, r.outcome()), (201, "stored"), "{r:?}");
@@ -1197,6 +1211,12 @@ async fn settings_out_of_range_are_refused_naming_the_setting() {
         Ok(())
     );
     assert_eq!(ServeLimits::default().validate(), Ok(()));
+    let small = ReportLimits {
+        max_input_bytes: 4096,
+        ..ReportLimits::default()
+    };
+    assert!(ReceiverLimits::default().validate(&small).is_err());
+    assert_eq!(ReceiverLimits::for_input(&small).validate(&small), Ok(()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1217,4 +1237,70 @@ async fn graceful_shutdown_finishes_the_request_in_progress() {
     // The listener is gone.
     assert!(TcpStream::connect(server.addr).await.is_err());
     assert_eq!(server.totals().await, (1, 1, 0));
+}
+
+/// Where the log lines of this test binary go (one global subscriber, set by the one test
+/// that reads them; the others' lines are told apart by path).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_log_line_per_request_with_peer_status_outcome_and_bytes() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .without_time()
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    let mut server = start(Setup {
+        paths: vec!["/logged"],
+        ..Setup::default()
+    })
+    .await;
+    let body = report("logged@sender.test", 1);
+    let len = body.len();
+    let r = post(server.addr, "/logged", "application/tlsrpt+json", body).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = send(server.addr, Method::GET, "/logged", &[], Vec::new()).await;
+    assert_eq!(r.status, 405, "{r:?}");
+    let r = post(server.addr, "/logged", "text/plain", b"x".to_vec()).await;
+    assert_eq!(r.status, 415, "{r:?}");
+    server.shutdown().await;
+    let text = String::from_utf8_lossy(
+        &captured
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+    .into_owned();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("path=/logged"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for (line, (level, status, outcome)) in lines.iter().zip([
+        ("INFO", "status=201", "stored"),
+        ("WARN", "status=405", "refused"),
+        ("WARN", "status=415", "refused"),
+    ]) {
+        assert!(line.contains(level), "{line}");
+        assert!(line.contains(status), "{line}");
+        assert!(line.contains(outcome), "{line}");
+        assert!(line.contains("peer=127.0.0.1:"), "{line}");
+    }
+    assert!(lines[0].contains(&format!("bytes={len}")), "{}", lines[0]);
 }

@@ -298,10 +298,17 @@ async fn an_oversize_message_is_quarantined_with_its_first_bytes() {
     f.world.shutdown();
 }
 
-/// Waits (with the guard, not as a timing assertion) until `n` reports are stored.
-async fn until_reports(f: &Fixture, n: u64) {
+type Passes = Arc<Mutex<Vec<Counts>>>;
+
+/// Waits (with the guard, not as a timing assertion) until the watch has reported passes that
+/// stored `n` reports, and the store holds them.
+async fn until_stored(f: &Fixture, passes: &Passes, n: u64) {
     let deadline = tokio::time::Instant::now() + GUARD;
-    while f.reports().await < n {
+    loop {
+        let reported: u64 = passes.lock().expect("lock").iter().map(|c| c.stored).sum();
+        if reported >= n && f.reports().await >= n {
+            return;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "gave up waiting for {n} reports; Dovecot's log:\n{}",
@@ -314,10 +321,12 @@ async fn until_reports(f: &Fixture, n: u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn watching_ingests_new_mail_and_reconnects_after_the_server_restarts() {
     let Some(mut f) = fixture().await else { return };
-    f.dovecot
-        .append("INBOX", &f.mail("w-0@good-enforce.test", Signing::Tlsrpt));
+    let mails: Vec<Vec<u8>> = (0..4)
+        .map(|i| f.mail(&format!("w-{i}@good-enforce.test"), Signing::Tlsrpt))
+        .collect();
+    f.dovecot.append("INBOX", &mails[0]);
     let imap = f.imap(Some("Processed"));
-    let passes = Arc::new(Mutex::new(Vec::new()));
+    let passes = Passes::default();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let seen = passes.clone();
     let task = tokio::spawn(async move {
@@ -330,21 +339,18 @@ async fn watching_ingests_new_mail_and_reconnects_after_the_server_restarts() {
         .await
     });
     // The mail already there, then one that arrives while the watch is idle.
-    until_reports(&f, 1).await;
-    f.dovecot
-        .append("INBOX", &f.mail("w-1@good-enforce.test", Signing::Tlsrpt));
-    until_reports(&f, 2).await;
+    until_stored(&f, &passes, 1).await;
+    f.dovecot.append("INBOX", &mails[1]);
+    until_stored(&f, &passes, 2).await;
     // The server goes away; mail arrives meanwhile; the server comes back on the same ports.
     tokio::task::block_in_place(|| f.dovecot.stop());
-    f.dovecot
-        .append("INBOX", &f.mail("w-2@good-enforce.test", Signing::Tlsrpt));
+    f.dovecot.append("INBOX", &mails[2]);
     tokio::task::block_in_place(|| f.dovecot.restart());
-    until_reports(&f, 3).await;
-    // And its connections are cut.
+    until_stored(&f, &passes, 3).await;
+    // Its connections are cut, without a word.
     f.dovecot.kick();
-    f.dovecot
-        .append("INBOX", &f.mail("w-3@good-enforce.test", Signing::Tlsrpt));
-    until_reports(&f, 4).await;
+    f.dovecot.append("INBOX", &mails[3]);
+    until_stored(&f, &passes, 4).await;
     stop.send(()).expect("the watch is running");
     let total = tokio::time::timeout(GUARD, task)
         .await

@@ -13,23 +13,32 @@ use mtasts_check::render::{Style, write_report, write_table};
 use mtasts_check::{CheckConfig, Checker};
 use mtasts_core::Severity;
 
-/// Exit status when the worst finding is a warning.
-pub(crate) const EXIT_WARNINGS: u8 = 3;
+pub(crate) use crate::EXIT_WARNINGS;
 
 /// Where to look and how long to wait: shared by `check`, `init` and `demo`.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct NetArgs {
-    /// DNS server to ask, ADDRESS:PORT (default: the system's resolvers)
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// DNS server to ask, ADDRESS or ADDRESS:PORT (port 53 by default; default: the system's resolvers)
+    #[arg(long, value_name = "ADDR[:PORT]", env = "MTASTS_DNS", value_parser = crate::output::dns_server)]
     pub dns: Option<SocketAddr>,
     /// Trust these CA certificates (PEM) instead of the platform's store
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "MTASTS_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// SMTP port of the MX hosts (25 on the internet; for labs)
-    #[arg(long, value_name = "PORT", default_value_t = 25)]
+    #[arg(
+        long,
+        value_name = "PORT",
+        env = "MTASTS_SMTP_PORT",
+        default_value_t = 25
+    )]
     pub smtp_port: u16,
     /// HTTPS port of the policy host (443 on the internet; for labs)
-    #[arg(long, value_name = "PORT", default_value_t = 443)]
+    #[arg(
+        long,
+        value_name = "PORT",
+        env = "MTASTS_HTTPS_PORT",
+        default_value_t = 443
+    )]
     pub https_port: u16,
     /// Timeout of each DNS query, seconds (1 to 60)
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]

@@ -149,7 +149,7 @@ fn render_policy_text(
         Some(p) => writeln!(
             out,
             "{name}: {} policy: mode {}, max_age {}, {} mx pattern{} ({})",
-            if exit_for(&all) == EXIT_OK {
+            if exit_for(&all) != crate::EXIT_FINDINGS {
                 "valid"
             } else {
                 "problems with"

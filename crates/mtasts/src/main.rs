@@ -20,15 +20,22 @@ use std::process::ExitCode;
 pub(crate) const EXIT_OK: u8 = 0;
 /// Exit status: findings at error level.
 pub(crate) const EXIT_FINDINGS: u8 = 1;
-/// Exit status: usage or I/O error.
+/// Exit status: the job could not be done (usage, unreadable input, the checking side's
+/// network or store).
 pub(crate) const EXIT_TROUBLE: u8 = 2;
+/// Exit status: warnings only.
+pub(crate) const EXIT_WARNINGS: u8 = 3;
+
+/// The exit statuses, as every `--help` prints them (README "Exit status" is the same table).
+const EXIT_HELP: &str = "Exit status: 0 success (valid, READY, answered); 1 problems found (findings at error level, NOT READY, DNS failed with nothing cached); 2 the job could not be done (usage, unreadable input, the checking side's network, the store); 3 warnings only (check, lint).";
 
 #[derive(Parser)]
 #[command(
     name = "mtasts",
     version,
     about = "MTA-STS (RFC 8461) and TLS-RPT (RFC 8460): check, publish and enforce TLS for mail",
-    long_about = "mtasts takes a mail domain from \"TLS is opportunistic\" to \"TLS is enforced\" and keeps it there.\n\nExit status: 0 valid, 1 findings at error level, 2 usage or I/O error."
+    long_about = "mtasts takes a mail domain from \"TLS is opportunistic\" to \"TLS is enforced\" and keeps it there.",
+    subcommand_help_heading = "Commands"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -79,14 +86,19 @@ struct ResolveArgs {
     /// [resolver] table) or a file of resolver sections only
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// DNS server to ask, ADDRESS:PORT; repeatable (default: the system's resolvers)
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// DNS server to ask, ADDRESS or ADDRESS:PORT (port 53 by default); repeatable (default: the system's resolvers)
+    #[arg(long, value_name = "ADDR[:PORT]", env = "MTASTS_DNS", value_delimiter = ',', value_parser = crate::output::dns_server)]
     dns: Vec<std::net::SocketAddr>,
     /// Trust these CA certificates (PEM) for policy hosts instead of the platform's
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "MTASTS_CA_FILE")]
     ca_file: Option<PathBuf>,
-    /// TCP port of policy hosts (443 on the internet; for labs only)
-    #[arg(long, value_name = "PORT")]
+    /// HTTPS port of policy hosts (443 on the internet; for labs), as `check --https-port`
+    #[arg(
+        long = "https-port",
+        alias = "port",
+        value_name = "PORT",
+        env = "MTASTS_HTTPS_PORT"
+    )]
     port: Option<u16>,
     /// Cache to read and update: memory (default without --config), sqlite:PATH or
     /// redis://HOST:PORT
@@ -138,6 +150,8 @@ enum ReportCommand {
     Parse(ReportParseArgs),
     /// Store reports from files, mbox files, Maildirs and directories, each once
     Ingest(reports_cmd::IngestArgs),
+    /// Receive reports POSTed over HTTPS (RFC 8460 §5.4) and store them as they arrive
+    Receive(reports_cmd::ReceiveArgs),
     /// What could not be read or authenticated: kept, listed, retried
     #[command(subcommand)]
     Quarantine(reports_cmd::QuarantineCommand),
@@ -191,8 +205,19 @@ fn daemon(a: &DaemonArgs, err: &mut dyn Write) -> u8 {
     }
 }
 
+/// The command line, with the exit-status table under every command's `--help`.
+fn command() -> clap::Command {
+    fn with_exit_help(c: clap::Command) -> clap::Command {
+        c.after_help(EXIT_HELP).mut_subcommands(with_exit_help)
+    }
+    with_exit_help(<Cli as clap::CommandFactory>::command())
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -220,6 +245,7 @@ fn main() -> ExitCode {
             report_cmd::parse_reports(&a.files, a.json, &a.limits.limits(), &mut out, &mut err)
         }
         Command::Report(ReportCommand::Ingest(a)) => reports_cmd::ingest(a, &mut out, &mut err),
+        Command::Report(ReportCommand::Receive(a)) => reports_cmd::receive(a, &mut err),
         Command::Report(ReportCommand::Quarantine(c)) => {
             reports_cmd::quarantine(c, &mut out, &mut err)
         }

@@ -57,8 +57,8 @@ impl DbArgs {
 /// How DKIM keys are looked up and what is required of them.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct VerifyArgs {
-    /// DNS server for the DKIM key lookups, ADDRESS:PORT (default: the system's resolvers)
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// DNS server for the DKIM key lookups, ADDRESS or ADDRESS:PORT (port 53 by default; default: the system's resolvers)
+    #[arg(long, value_name = "ADDR[:PORT]", env = "MTASTS_DNS", value_parser = crate::output::dns_server)]
     pub dns: Option<SocketAddr>,
     /// Timeout of each DNS query, seconds (1 to 60)
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
@@ -102,6 +102,43 @@ pub(crate) struct IngestArgs {
     /// No progress bar (it is shown only on a terminal anyway)
     #[arg(long)]
     pub no_progress: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ReceiveArgs {
+    /// Address to listen on, ADDRESS:PORT; repeatable (IPv4 and IPv6: `--listen 0.0.0.0:443
+    /// --listen [::]:443`)
+    #[arg(long, required = true, value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+    /// The certificate chain (PEM, leaf first)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP: only behind a reverse proxy that terminates TLS (RFC 8460 §5.4
+    /// requires HTTPS)
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub plain_http: bool,
+    /// The paths reports are POSTed to; repeatable (default: / and /tlsrpt)
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Most connections open at once (1 to 65536)
+    #[arg(long, value_name = "N", default_value_t = mtasts_tlsrpt_receive::https::ServeLimits::DEFAULT.max_connections, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
+    pub max_connections: usize,
+    /// Most POSTs in progress at once; one more is answered 503 (1 to 1024)
+    #[arg(long, value_name = "N", default_value_t = mtasts_tlsrpt_receive::https::ReceiverLimits::DEFAULT.max_concurrent_requests, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub max_concurrent_requests: usize,
+    /// Seconds a request body may take to arrive (1 to 3600)
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout: u64,
+    /// Log level: error, warn, info, debug, trace, or a tracing filter
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]
@@ -305,6 +342,119 @@ pub(crate) fn ingest(a: IngestArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         } else {
             EXIT_TROUBLE
         }
+    })
+}
+
+/// `mtasts report receive --listen ADDR`: the RFC 8460 §5.4 HTTPS receiver alone, until
+/// SIGINT or SIGTERM (exit 0), or 2 when it cannot start.
+pub(crate) fn receive(a: ReceiveArgs, err: &mut dyn Write) -> u8 {
+    use mtasts_tlsrpt_receive::https::{self, ReceiverLimits, ServeLimits};
+    if a.tls_cert.is_none() && !a.plain_http {
+        return fail(
+            err,
+            "receive",
+            "give --tls-cert and --tls-key (or --plain-http behind a TLS-terminating proxy)",
+        );
+    }
+    let Some(rt) = runtime(err) else {
+        return EXIT_TROUBLE;
+    };
+    rt.block_on(async {
+        if let Err(e) = mtasts_daemon::logging::init(&mtasts_daemon::config::LogConfig {
+            level: a.log_level.clone(),
+            ..Default::default()
+        }) {
+            return fail(err, "receive", format!("--log-level: {e}"));
+        }
+        let tls = match (&a.tls_cert, &a.tls_key) {
+            (Some(c), Some(k)) => match mtasts_net::tls::server_config(c, k, &[b"h2", b"http/1.1"])
+            {
+                Ok(t) => Some(t),
+                Err(e) => return fail(err, "receive", e),
+            },
+            _ => None,
+        };
+        let store = match a.db.open().await {
+            Ok(s) => s,
+            Err(e) => return fail(err, "receive", e),
+        };
+        let ingester = match a.verify.ingester(store) {
+            Ok(i) => i,
+            Err(e) => return fail(err, "receive", e),
+        };
+        let limits = ReceiverLimits {
+            max_concurrent_requests: a.max_concurrent_requests,
+            request_timeout: Duration::from_secs(a.request_timeout),
+            ..ReceiverLimits::for_input(ingester.limits())
+        };
+        let paths: Vec<&str> = if a.paths.is_empty() {
+            https::DEFAULT_PATHS.to_vec()
+        } else {
+            a.paths.iter().map(String::as_str).collect()
+        };
+        let router = match https::router_at(ingester, limits, &paths) {
+            Ok(r) => r,
+            Err(e) => return fail(err, "receive", e),
+        };
+        let serve_limits = ServeLimits {
+            max_connections: a.max_connections,
+            ..ServeLimits::DEFAULT
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut servers = tokio::task::JoinSet::new();
+        for addr in &a.listen {
+            let listener = match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => return fail(err, "receive", format!("cannot listen on {addr}: {e}")),
+            };
+            let _ = writeln!(
+                err,
+                "mtasts report receive: listening on {} ({}), paths {}",
+                listener
+                    .local_addr()
+                    .map_or_else(|_| addr.to_string(), |a| a.to_string()),
+                if tls.is_some() { "https" } else { "plain http" },
+                paths.join(" ")
+            );
+            let mut stop = stop_rx.clone();
+            servers.spawn(https::serve(
+                listener,
+                tls.clone(),
+                router.clone(),
+                serve_limits.clone(),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ));
+        }
+        let signals = async {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(mut t), Ok(mut i)) => {
+                    tokio::select! {
+                        _ = t.recv() => {}
+                        _ = i.recv() => {}
+                    }
+                }
+                _ => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = signals => {
+                let _ = stop_tx.send(true);
+            }
+            Some(done) = servers.join_next() => {
+                let _ = stop_tx.send(true);
+                if let Ok(Err(e)) = done {
+                    return fail(err, "receive", e);
+                }
+            }
+        }
+        while servers.join_next().await.is_some() {}
+        EXIT_OK
     })
 }
 

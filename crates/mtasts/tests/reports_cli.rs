@@ -87,7 +87,10 @@ fn the_corpus_ingests_once_and_its_summary_gives_the_expected_sessions() {
     let (_, _, distinct) = expected_sessions();
     // Each distinct report is stored once: as trusted, or (a mailed report that cannot be
     // authenticated) in quarantine; every input is one of the three.
-    assert!(stored <= distinct as u64 && stored + quar >= distinct as u64, "{first}");
+    assert!(
+        stored <= distinct as u64 && stored + quar >= distinct as u64,
+        "{first}"
+    );
     // The e-mails of the corpus are real reporters' mail: their signatures cannot verify
     // here (expired, or keys not in the lab), so they wait in quarantine and count only
     // with --include-unverified.
@@ -404,4 +407,147 @@ fn a_missing_store_directory_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("/nonexistent/dir"), "{err}");
+}
+
+/// Starts `mtasts report receive` and returns it with the port it listens on (read from its
+/// first line on standard error).
+fn start_receiver(db: &Path, extra: &[&str]) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["report", "receive", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("MTASTS_DB", db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let first = lines.next().expect("a line").expect("read");
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let port = first
+        .split("listening on 127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    (child, port)
+}
+
+fn curl(args: &[&str]) -> (String, String) {
+    let o = Command::new("curl")
+        .args(["-sS", "-o", "/dev/stderr", "-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn report_receive_stores_posted_reports_over_https_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=reports.test",
+            "-addext",
+            "subjectAltName=DNS:reports.test",
+        ])
+        .args(["-days", "2", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(ok.success());
+    let db = dir.path().join("reports.db");
+    let (mut child, port) = start_receiver(
+        &db,
+        &[
+            "--tls-cert",
+            &cert.display().to_string(),
+            "--tls-key",
+            &key.display().to_string(),
+        ],
+    );
+    let url = format!("https://reports.test:{port}/tlsrpt");
+    let resolve = format!("reports.test:{port}:127.0.0.1");
+    let body = format!(
+        "@{}",
+        report_corpus()
+            .join("marcbradshaw__mail-tls-rpt/report.json.gz")
+            .display()
+    );
+    let cacert = cert.display().to_string();
+    let post = || {
+        curl(&[
+            "--cacert",
+            &cacert,
+            "--resolve",
+            &resolve,
+            "-H",
+            "Content-Type: application/tlsrpt+gzip",
+            "--data-binary",
+            &body,
+            &url,
+        ])
+    };
+    let (code, answer) = post();
+    assert_eq!(code, "201", "{answer}");
+    let (code, answer) = post();
+    assert_eq!(code, "200", "the retry is a duplicate: {answer}");
+    let (code, _) = curl(&["--cacert", &cacert, "--resolve", &resolve, &url]);
+    assert_eq!(code, "405", "GET is not how reports arrive");
+    let _ = child.kill();
+    let _ = child.wait();
+    let o = mtasts(&db, &["report", "summary", "--json"]);
+    let s = json(&o);
+    assert!(s["total"]["successful"].as_u64().unwrap_or(0) > 0, "{s}");
+}
+
+#[test]
+fn report_receive_refuses_to_start_without_tls_unless_told() {
+    let dir = tempfile::tempdir().expect("dir");
+    let o = mtasts(
+        &dir.path().join("r.db"),
+        &["report", "receive", "--listen", "127.0.0.1:0"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--plain-http"),
+        "{}",
+        output_text(&o)
+    );
+    let (mut child, port) = start_receiver(&dir.path().join("p.db"), &["--plain-http"]);
+    let body = format!(
+        "@{}",
+        report_corpus()
+            .join("domainaware__parsedmarc/smtp_tls.json")
+            .display()
+    );
+    let (code, answer) = curl(&[
+        "-H",
+        "Content-Type: application/tlsrpt+json",
+        "--data-binary",
+        &body,
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    assert_eq!(code, "201", "{answer}");
+    let _ = child.kill();
+    let _ = child.wait();
 }

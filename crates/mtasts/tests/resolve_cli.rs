@@ -19,7 +19,15 @@ fn resolve(w: &World, extra: &[&str]) -> Output {
     let port = w.https_port().to_string();
     let ca = w.ca_pem_path().to_str().expect("utf-8 path").to_owned();
     Command::new(env!("CARGO_BIN_EXE_mtasts"))
-        .args(["resolve", "--dns", &dns, "--port", &port, "--ca-file", &ca])
+        .args([
+            "resolve",
+            "--dns",
+            &dns,
+            "--https-port",
+            &port,
+            "--ca-file",
+            &ca,
+        ])
         .args(extra)
         .output()
         .expect("run mtasts")

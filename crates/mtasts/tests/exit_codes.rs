@@ -1,0 +1,179 @@
+//! The exit-status table (README "Exit status", every command's `--help`), checked code by
+//! code for each command: 0 success, 1 problems found, 2 the job could not be done, 3
+//! warnings only.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use mtasts_lab::{World, WorldOptions};
+use mtasts_test_support::{lab_flags, output_text, report_corpus, scenario};
+
+fn run(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    c.args(args).stdin(Stdio::null()).env("NO_COLOR", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run mtasts")
+}
+
+#[track_caller]
+fn expect(code: i32, args: &[&str]) {
+    expect_env(code, args, &[]);
+}
+
+#[track_caller]
+fn expect_env(code: i32, args: &[&str], env: &[(&str, &Path)]) {
+    let o = run(args, env);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "mtasts {args:?}\n{}",
+        output_text(&o)
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p.display().to_string()
+}
+
+#[test]
+fn every_help_prints_the_table() {
+    for args in [
+        vec!["--help"],
+        vec!["check", "--help"],
+        vec!["lint", "policy", "--help"],
+        vec!["report", "readiness", "--help"],
+        vec!["resolve", "--help"],
+    ] {
+        let o = run(&args, &[]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("Exit status: 0 success") && text.contains("3 warnings only"),
+            "{args:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn lint() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let valid = write(
+        d,
+        "ok.txt",
+        "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n",
+    );
+    let warning = write(
+        d,
+        "warn.txt",
+        "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 3600\n",
+    );
+    let error = write(d, "bad.txt", "version: STSv1\nmode: strict\n");
+    expect(0, &["lint", "policy", &valid]);
+    expect(3, &["lint", "policy", &warning]);
+    expect(1, &["lint", "policy", &error]);
+    expect(2, &["lint", "policy", "/nonexistent/policy.txt"]);
+    expect(2, &["lint", "policy"]);
+    expect(0, &["lint", "record", "v=STSv1; id=20240101"]);
+    expect(3, &["lint", "record", "v=STSv1; id=1; ext=x"]);
+    expect(1, &["lint", "record", "v=STSv1; id=2024-01-01"]);
+}
+
+#[test]
+fn report_parse_and_ingest_and_readiness() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let good = report_corpus().join("domainaware__parsedmarc/smtp_tls.json");
+    let good = good.display().to_string();
+    let junk = write(d, "junk.json", "not json");
+    expect(0, &["report", "parse", &good]);
+    expect(1, &["report", "parse", &junk]);
+    expect(2, &["report", "parse", "/nonexistent/r.json"]);
+    let db = d.join("reports.db");
+    let env = [("MTASTS_DB", db.as_path())];
+    // Ingest: 0 whatever became of each input (the junk is quarantined), 2 when a path
+    // cannot be read or the store cannot be opened.
+    expect_env(0, &["report", "ingest", &good, &junk], &env);
+    expect_env(2, &["report", "ingest", "/nonexistent/dir"], &env);
+    expect_env(
+        2,
+        &["report", "summary"],
+        &[("MTASTS_DB", Path::new("/nonexistent/dir/r.db"))],
+    );
+    expect_env(0, &["report", "summary"], &env);
+    // Readiness: one report is far from enough.
+    expect_env(
+        1,
+        &["report", "readiness", "example.com", "--offline"],
+        &env,
+    );
+    expect_env(
+        2,
+        &[
+            "report",
+            "readiness",
+            "example.com",
+            "--offline",
+            "--min-days",
+            "0",
+        ],
+        &env,
+    );
+}
+
+#[test]
+fn check_and_resolve_against_the_lab() {
+    let w = World::start(&scenario("minimal.toml"), WorldOptions::default()).expect("lab");
+    let flags = lab_flags(&w);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let with = |args: &[&'static str]| -> Vec<&str> {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend(flags.iter().copied());
+        v
+    };
+    expect(0, &with(&["check", "good-enforce.test"]));
+    expect(1, &with(&["check", "starttls-stripped.test"]));
+    expect(2, &["check", "not a domain!"]);
+    let dns = w.dns_addr().to_string();
+    let ca = w.ca_pem_path().display().to_string();
+    let port = w.https_port().to_string();
+    let resolve = |d: &'static str| -> Vec<String> {
+        vec![
+            "resolve".into(),
+            "--dns".into(),
+            dns.clone(),
+            "--ca-file".into(),
+            ca.clone(),
+            "--https-port".into(),
+            port.clone(),
+            d.into(),
+        ]
+    };
+    for (code, domain) in [(0, "good-enforce.test"), (0, "no-policy.test")] {
+        let args = resolve(domain);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        expect(code, &args);
+    }
+    expect(2, &["resolve", "--cache", "mysql://x", "good-enforce.test"]);
+    w.shutdown();
+}
+
+#[test]
+fn daemon_check() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = write(dir.path(), "bad.toml", "[listen]\nnonsense = 1\n");
+    expect(2, &["daemon", "--check", "--config", &bad]);
+    let example = mtasts_test_support::workspace_root().join("contrib/mtasts-daemon.toml");
+    expect(
+        0,
+        &[
+            "daemon",
+            "--check",
+            "--config",
+            &example.display().to_string(),
+        ],
+    );
+}
