@@ -360,3 +360,106 @@ fn skip_smtp_address_family_and_expiry_threshold() {
     assert!(out(&o).contains("--cert-expiry-warning"), "{}", out(&o));
     w.shutdown();
 }
+
+/// Advice that knows where the domain is (issue 12.6): `init` over an enforcing domain keeps
+/// enforce and ramps max_age, a downgrade is warned about, `--out` does not overwrite without
+/// `--force`; `check` of an enforcing domain does not say "before moving to enforce".
+#[test]
+fn advice_follows_the_live_policy() {
+    let w = zoo();
+    let lab = lab_args(&w);
+
+    // good-enforce.test publishes mode enforce, max_age 604800.
+    let o = mtasts(&["init", "good-enforce.test"], &lab, None);
+    let t = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("mode: enforce\n"), "{t}");
+    assert!(t.contains("max_age: 1209600\n"), "{t}");
+    assert!(
+        t.contains("# live policy: mode enforce, max_age 604800"),
+        "{t}"
+    );
+    // Asking for testing there is a downgrade: proposed, with a warning, exit 3.
+    let o = mtasts(
+        &["init", "good-enforce.test", "--mode", "testing"],
+        &lab,
+        None,
+    );
+    let t = out(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("mode: testing\n"), "{t}");
+    assert!(
+        t.contains("warning: downgrade: good-enforce.test publishes mode enforce today"),
+        "{t}"
+    );
+    // No live policy: testing, a day.
+    let o = mtasts(&["init", "no-policy.test"], &lab, None);
+    let t = out(&o);
+    assert!(
+        t.contains("mode: testing\n") && t.contains("max_age: 86400\n"),
+        "{t}"
+    );
+    assert!(t.contains("# no live policy"), "{t}");
+
+    // --out: a second run refuses to overwrite and names the file; --force overwrites.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8").to_owned();
+    let o = mtasts(&["init", "good-enforce.test", "--out", &d], &lab, None);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let policy = dir.path().join(".well-known/mta-sts.txt");
+    std::fs::write(&policy, "mine\n").expect("write");
+    let o = mtasts(&["init", "good-enforce.test", "--out", &d], &lab, None);
+    let t = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("mta-sts.txt exists") && t.contains("--force"),
+        "{t}"
+    );
+    assert_eq!(std::fs::read_to_string(&policy).expect("read"), "mine\n");
+    let o = mtasts(
+        &["init", "good-enforce.test", "--out", &d, "--force"],
+        &lab,
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(
+        std::fs::read_to_string(&policy)
+            .expect("read")
+            .starts_with("version: STSv1\nmode: enforce\n")
+    );
+
+    // check of an enforcing domain with an uncovered MX: the fix is for now, not "before".
+    let o = mtasts(&["check", "mx-partially-covered.test"], &lab, None);
+    let t = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("sts.coverage.mx-not-covered"), "{t}");
+    assert!(!t.contains("before moving to enforce"), "{t}");
+    assert!(t.contains("now: the policy is in enforce"), "{t}");
+    // A redirect's fix names the domain, not <domain>.
+    let o = mtasts(&["check", "redirecting-policy.test"], &lab, None);
+    let t = out(&o);
+    assert!(t.contains("sts.fetch.redirect"), "{t}");
+    assert!(!t.contains("<domain>"), "{t}");
+    assert!(
+        t.contains("https://mta-sts.redirecting-policy.test/"),
+        "{t}"
+    );
+    w.shutdown();
+}
+
+#[test]
+fn demo_names_what_is_not_in_the_zoo() {
+    let o = mtasts(&["demo", "--full", "no-such-domain.test"], &[], None);
+    let t = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("no-such-domain.test is not a domain of the zoo"),
+        "{t}"
+    );
+    assert!(t.contains("mtasts demo --list"), "{t}");
+    let o = mtasts(&["demo", "--list"], &[], None);
+    let t = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("good-enforce.test  "), "{t}");
+    assert!(t.lines().count() > 50, "{t}");
+}
