@@ -555,7 +555,7 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
         for x in &mut f.0 {
             x.hint = x.hint.replace(
                 " before moving to enforce",
-                " now: the policy is in enforce",
+                "; the policy is in enforce: do it now",
             );
         }
     }
@@ -574,7 +574,15 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
         None
     };
     if let Some(why) = &unknown_why {
-        verdict_outcome = (SenderOutcome::Unknown, unknown_summary(why, &state));
+        verdict_outcome = (
+            SenderOutcome::Unknown,
+            if dns_unknown && record.is_none() {
+                // Nothing is known of the policy either.
+                format!("unknown: {why}")
+            } else {
+                unknown_summary(why, &state)
+            },
+        );
     }
     let inconclusive =
         dns_unknown || fetch_unknown.is_some() || (mx_known && smtp_unknown.inconclusive);
@@ -586,7 +594,7 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
     };
     let next_step = match f.0.iter().find(|x| x.code.starts_with("check.")) {
         Some(c) if unknown_why.is_some() && !f.0.iter().any(|x| x.severity == Severity::Error) => {
-            if next_step.starts_with("nothing to do") {
+            if dns_unknown || next_step.starts_with("nothing to do") {
                 format!("the check is incomplete: {}", c.hint)
             } else {
                 format!(

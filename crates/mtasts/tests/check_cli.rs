@@ -434,7 +434,7 @@ fn advice_follows_the_live_policy() {
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("sts.coverage.mx-not-covered"), "{t}");
     assert!(!t.contains("before moving to enforce"), "{t}");
-    assert!(t.contains("now: the policy is in enforce"), "{t}");
+    assert!(t.contains("; the policy is in enforce: do it now"), "{t}");
     // A redirect's fix names the domain, not <domain>.
     let o = mtasts(&["check", "redirecting-policy.test"], &lab, None);
     let t = out(&o);
