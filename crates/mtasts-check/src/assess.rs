@@ -11,6 +11,7 @@ use mtasts_core::dane::{
     self, ChainVerdict, Decision, HostAssessment, HostOutcome, Lookup, PreDane, Precedence,
     RecordMatch, authenticate, match_records, names_host, precedence,
 };
+use mtasts_core::dns::DnsErrorKind;
 use mtasts_core::sts::apply::{Delivery, StarttlsOutcome, apply};
 use mtasts_core::sts::fetch::{
     FetchLimits, TransportProblem, check_declared_length, check_media_type, check_received,
@@ -26,11 +27,11 @@ use mtasts_core::{Diagnostic, Finding, Severity};
 use serde::Serialize;
 
 use crate::findings::{
-    Absence, CertFinding, CertSide, DaneFinding, FetchFinding, MxFinding, RecordFinding,
-    SmtpFinding, Stakes,
+    Absence, CertFinding, CertSide, CheckingSide, DaneFinding, FetchFinding, MxFinding,
+    RecordFinding, SmtpFinding, Stakes,
 };
 use crate::obs::{
-    AddressLookup, FetchStage, MxLookup, Observations, PolicyFetch, SmtpProbe, SmtpStage,
+    AddressLookup, FetchStage, IpFamily, MxLookup, Observations, PolicyFetch, SmtpProbe, SmtpStage,
     TlsSession, TxtLookup,
 };
 
@@ -78,6 +79,9 @@ pub enum SenderOutcome {
     NoPolicy,
     /// The domain accepts no mail (null MX, no MX, or a permanent rejection).
     Bounce,
+    /// Not known: what decides it could not be observed from the checking side (its resolver
+    /// did not answer, no SMTP connection succeeded, or SMTP was not probed).
+    Unknown,
 }
 
 impl SenderOutcome {
@@ -89,16 +93,18 @@ impl SenderOutcome {
             SenderOutcome::Defer => "defer",
             SenderOutcome::NoPolicy => "no-policy",
             SenderOutcome::Bounce => "bounce",
+            SenderOutcome::Unknown => "unknown",
         }
     }
 
     /// Every outcome, in the order of the summary table.
-    pub const ALL: [SenderOutcome; 5] = [
+    pub const ALL: [SenderOutcome; 6] = [
         SenderOutcome::DeliverSecurely,
         SenderOutcome::DeliverAndReport,
         SenderOutcome::Defer,
         SenderOutcome::NoPolicy,
         SenderOutcome::Bounce,
+        SenderOutcome::Unknown,
     ];
 }
 
@@ -139,6 +145,11 @@ pub struct DomainReport {
     pub categories: Vec<&'static str>,
     /// The worst severity among the findings.
     pub worst: Option<Severity>,
+    /// The check could not observe what decides the verdict, because of the checking side
+    /// (its resolver did not answer, no SMTP connection to any MX address succeeded, or no
+    /// address of the family asked): the verdict is `unknown` and `check` exits 2 (unless an
+    /// error was found). `--skip-smtp` alone does not make a report inconclusive.
+    pub inconclusive: bool,
     /// Every finding, in the order checked.
     pub findings: Vec<Finding>,
     /// What a DANE sender makes of the domain, when the DANE lookups were made.
@@ -232,12 +243,17 @@ impl DomainReport {
     }
 }
 
-struct Findings(Vec<Finding>);
+struct Findings(Vec<Finding>, String);
 
 impl Findings {
     /// Adds `d` about `subject`; a located core finding (a line, a field) keeps its location.
+    /// A fix written for any domain (`<domain>`, from the core's rules) names the real one.
     fn add(&mut self, d: &(impl Diagnostic + ?Sized), subject: &str) {
-        self.0.push(Finding::from_diagnostic(d).about(subject));
+        let mut x = Finding::from_diagnostic(d).about(subject);
+        if x.hint.contains("<domain>") {
+            x.hint = x.hint.replace("<domain>", &self.1);
+        }
+        self.0.push(x);
     }
 
     fn has(&self, code: &str) -> bool {
@@ -253,12 +269,22 @@ enum PolicyState {
     FetchFailed { why: String },
     /// A usable policy.
     Policy(Policy),
+    /// Not known from here: the policy host has no address of the family the check was
+    /// restricted to (`-4`, `-6`).
+    Unknown { why: String },
 }
 
 /// Judges one domain's observations.
 pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
-    let mut f = Findings(Vec::new());
+    let mut f = Findings(Vec::new(), obs.ascii.clone());
     let d = obs.ascii.clone();
+    // The resolver answered nothing, not even outside the domain: a lookup that got no answer
+    // says nothing about the domain (RFC 8461 §3.1 discovery is unknown, not failed).
+    let resolver_silent = obs.checking.resolver_answers == Some(false);
+    let no_answer = |kind: DnsErrorKind| {
+        resolver_silent && matches!(kind, DnsErrorKind::Timeout | DnsErrorKind::Network)
+    };
+    let mut dns_unknown = false;
     let null_mx = matches!(obs.mx, MxLookup::Null);
     let sts_name = format!("_mta-sts.{d} TXT");
     let rpt_name = format!("_smtp._tls.{d} TXT");
@@ -300,6 +326,10 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
             no_policy_why = "no _mta-sts TXT record".into();
             f.add(&sts_none(Absence::NoData), &sts_name);
         }
+        TxtLookup::Failed { kind, .. } if no_answer(*kind) => {
+            no_policy_why = "the _mta-sts lookup got no answer from the resolver".into();
+            dns_unknown = true;
+        }
         TxtLookup::Failed { reason, .. } => {
             no_policy_why = "the _mta-sts lookup failed".into();
             f.add(
@@ -311,7 +341,8 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
             );
         }
     }
-    if obs.sts_txt.millis() > s.slow_dns_millis {
+    // (A lookup the resolver never answered says nothing about the domain's latency.)
+    if obs.sts_txt.millis() > s.slow_dns_millis && !dns_unknown {
         f.add(
             &RecordFinding::DnsSlow {
                 name: sts_name.clone(),
@@ -341,6 +372,7 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
         },
         TxtLookup::NxDomain { .. } => f.add(&rpt_none(Absence::NxDomain), &rpt_name),
         TxtLookup::NoData { .. } => f.add(&rpt_none(Absence::NoData), &rpt_name),
+        TxtLookup::Failed { kind, .. } if no_answer(*kind) => dns_unknown = true,
         TxtLookup::Failed { reason, .. } => f.add(
             &RecordFinding::TlsRptLookupFailed {
                 domain: d.clone(),
@@ -365,14 +397,41 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
     // ---- the policy fetch (RFC 8461 §3.3) and the policy (§3.2)
     let mut policy: Option<Policy> = None;
     let mut fetch_error: Option<String> = None;
+    let mut fetch_unknown: Option<String> = None;
     if let Some(fetch) = &obs.policy_fetch {
-        let (p, err) = judge_fetch(&d, fetch, s, &mut f);
-        policy = p;
-        fetch_error = err;
+        match obs.checking.family {
+            // Restricted to one family, and the policy host has none of it: not fetched.
+            Some(fam)
+                if fetch.status.is_none()
+                    && !fetch.addresses.is_empty()
+                    && !fetch.addresses.iter().any(|ip| fam.admits(ip)) =>
+            {
+                let host = format!("mta-sts.{d}");
+                fetch_unknown = Some(format!(
+                    "{host} has no {} address, so the policy was not fetched",
+                    fam.name()
+                ));
+                f.add(
+                    &CheckingSide::NoAddressOfFamily {
+                        family: fam.name(),
+                        hosts: vec![host],
+                    },
+                    fetch.url.as_str(),
+                );
+            }
+            _ => {
+                let (p, err) = judge_fetch(&d, fetch, s, &mut f);
+                policy = p;
+                fetch_error = err;
+            }
+        }
     }
     let state = match (&record, &policy, &fetch_error) {
         (None, _, _) => PolicyState::NoPolicy {
             why: no_policy_why.clone(),
+        },
+        (Some(_), _, _) if fetch_unknown.is_some() => PolicyState::Unknown {
+            why: fetch_unknown.clone().unwrap_or_default(),
         },
         (Some(_), Some(p), None) => PolicyState::Policy(p.clone()),
         (Some(_), _, Some(e)) => PolicyState::FetchFailed { why: e.clone() },
@@ -394,11 +453,13 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
 
     // ---- MX records and hosts
     let mx_subject = format!("{d} MX");
+    let smtp_unknown = smtp_unknown(&obs);
     match &obs.mx {
         MxLookup::Null => f.add(&MxFinding::Null, &mx_subject),
         MxLookup::Implicit => f.add(&MxFinding::Implicit { domain: d.clone() }, &mx_subject),
         MxLookup::NxDomain => f.add(&MxFinding::NxDomain { domain: d.clone() }, &mx_subject),
         MxLookup::NoData => f.add(&MxFinding::None, &mx_subject),
+        MxLookup::Failed { kind, .. } if no_answer(*kind) => dns_unknown = true,
         MxLookup::Failed { reason, .. } => f.add(
             &MxFinding::LookupFailed {
                 reason: reason.clone(),
@@ -416,6 +477,7 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
         match &host.addresses {
             AddressLookup::NxDomain => f.add(&MxFinding::HostNotFound { host: name }, &subject),
             AddressLookup::NoAddress => f.add(&MxFinding::HostNoAddress { host: name }, &subject),
+            AddressLookup::Failed { kind, .. } if no_answer(*kind) => dns_unknown = true,
             AddressLookup::Failed { reason, .. } => f.add(
                 &MxFinding::HostLookupFailed {
                     host: name,
@@ -434,9 +496,14 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
                 &subject,
             );
         }
-        for probe in &host.smtp {
-            judge_smtp(&host.name, &d, probe, stakes, s, &mut f);
+        if !smtp_unknown.unreachable {
+            for probe in &host.smtp {
+                judge_smtp(&host.name, &d, probe, stakes, s, &mut f);
+            }
         }
+    }
+    if let Some(why) = &smtp_unknown.finding {
+        f.add(why, &mx_subject);
     }
 
     // ---- coverage (RFC 8461 §4.1)
@@ -454,14 +521,89 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
     }
 
     // ---- DANE (RFC 7672), and what it leaves for MTA-STS (RFC 8461 §2)
-    let dane = judge_dane(&obs, mode == Some(Mode::Enforce), record_published, &mut f);
+    // With a silent resolver the DANE lookups say nothing either.
+    let dane = if resolver_silent {
+        None
+    } else {
+        judge_dane(
+            &obs,
+            mode == Some(Mode::Enforce),
+            record_published,
+            !smtp_unknown.unreachable,
+            &mut f,
+        )
+    };
+    if dns_unknown {
+        f.add(
+            &CheckingSide::ResolverSilent {
+                servers: if obs.checking.resolvers.is_empty() {
+                    "the system's resolvers".to_owned()
+                } else {
+                    obs.checking
+                        .resolvers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            },
+            &format!("{d} DNS"),
+        );
+    }
+    // A fix that assumes the domain is not enforcing yet, on a domain that is.
+    if mode == Some(Mode::Enforce) {
+        for x in &mut f.0 {
+            x.hint = x.hint.replace(
+                " before moving to enforce",
+                "; the policy is in enforce: do it now",
+            );
+        }
+    }
 
-    let verdict_outcome = verdict(&obs, &state);
+    let mut verdict_outcome = verdict(&obs, &state);
+    let mx_known = matches!(obs.mx, MxLookup::Found { .. } | MxLookup::Implicit);
+    let unknown_why = if let Some(why) = &fetch_unknown {
+        Some(why.clone())
+    } else if dns_unknown && !mx_known {
+        Some("the resolver did not answer, so nothing the domain's DNS says is known".to_owned())
+    } else if dns_unknown && record.is_none() && !record_published {
+        Some("the resolver did not answer the _mta-sts lookup, so whether the domain publishes MTA-STS is not known".to_owned())
+    } else if mx_known {
+        smtp_unknown.why.clone()
+    } else {
+        None
+    };
+    if let Some(why) = &unknown_why {
+        verdict_outcome = (
+            SenderOutcome::Unknown,
+            if dns_unknown && record.is_none() {
+                // Nothing is known of the policy either.
+                format!("unknown: {why}")
+            } else {
+                unknown_summary(why, &state)
+            },
+        );
+    }
+    let inconclusive =
+        dns_unknown || fetch_unknown.is_some() || (mx_known && smtp_unknown.inconclusive);
     let categories = categories(&obs, &state, &f);
     let next_step = if null_mx && record.is_none() {
         "nothing to do: a domain that accepts no mail needs no MTA-STS".to_owned()
     } else {
         next_step(&obs.domain, &state, record.is_some(), tlsrpt.is_some(), &f)
+    };
+    let next_step = match f.0.iter().find(|x| x.code.starts_with("check.")) {
+        Some(c) if unknown_why.is_some() && !f.0.iter().any(|x| x.severity == Severity::Error) => {
+            if dns_unknown || next_step.starts_with("nothing to do") {
+                format!("the check is incomplete: {}", c.hint)
+            } else {
+                format!(
+                    "the check is incomplete: {}; meanwhile: {next_step}",
+                    c.hint
+                )
+            }
+        }
+        _ => next_step,
     };
     let worst = f.0.iter().map(|x| x.severity).max();
     let policy_summary = match (&state, &record) {
@@ -483,10 +625,104 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
         policy: policy_summary,
         categories,
         worst,
+        inconclusive,
         findings: f.0,
         dane,
         observations: obs,
     }
+}
+
+/// What the checking side could not see of the MX hosts' SMTP.
+struct SmtpUnknown {
+    /// No TCP connection to any address succeeded: the probes say nothing about the MX.
+    unreachable: bool,
+    /// Why the verdict cannot be known, if it cannot.
+    why: Option<String>,
+    /// Whether that makes the report inconclusive (not when SMTP was skipped on purpose).
+    inconclusive: bool,
+    /// The finding that says so.
+    finding: Option<CheckingSide>,
+}
+
+/// The checker-side judgement of the SMTP probes: no connection at all to any MX address is
+/// more likely the checking host's blocked port 25 than every MX down at once; `--skip-smtp`
+/// and `-4`/`-6` leave MX hosts unprobed.
+fn smtp_unknown(obs: &Observations) -> SmtpUnknown {
+    let mut u = SmtpUnknown {
+        unreachable: false,
+        why: None,
+        inconclusive: false,
+        finding: None,
+    };
+    if obs.checking.smtp_skipped {
+        u.why = Some(
+            "SMTP was not probed (--skip-smtp), so what senders make of the MX hosts is not known"
+                .to_owned(),
+        );
+        u.finding = Some(CheckingSide::SmtpSkipped);
+        return u;
+    }
+    let probes: Vec<&SmtpProbe> = obs.mx_hosts.iter().flat_map(|h| h.smtp.iter()).collect();
+    if let Some(family) = obs.checking.family {
+        let unprobed: Vec<String> = obs
+            .mx_hosts
+            .iter()
+            .filter(|h| matches!(h.addresses, AddressLookup::Found { .. }) && h.smtp.is_empty())
+            .map(|h| h.name.clone())
+            .collect();
+        if !unprobed.is_empty() {
+            if probes.is_empty() {
+                u.why = Some(format!(
+                    "no MX host has an {} address to probe ({}), so what senders do is not known",
+                    family.name(),
+                    if family == IpFamily::Ipv4 { "-4" } else { "-6" }
+                ));
+                u.inconclusive = true;
+            }
+            u.finding = Some(CheckingSide::NoAddressOfFamily {
+                family: family.name(),
+                hosts: unprobed,
+            });
+            return u;
+        }
+    }
+    let all_refused = !probes.is_empty()
+        && probes.iter().all(|p| {
+            p.failure
+                .as_ref()
+                .is_some_and(|x| x.stage == SmtpStage::Connect)
+        });
+    if all_refused {
+        let first = probes
+            .first()
+            .and_then(|p| p.failure.as_ref())
+            .map(|x| format!("{}: {}", stage_name(x.stage), x.reason))
+            .unwrap_or_default();
+        u.unreachable = true;
+        u.inconclusive = true;
+        u.why = Some(
+            "no SMTP connection to any MX address succeeded, which may be the checking side (port 25 blocked), so what senders do is not known"
+                .to_owned(),
+        );
+        u.finding = Some(CheckingSide::SmtpUnreachable {
+            port: probes.first().map_or(25, |p| p.address.port()),
+            addresses: probes.len(),
+            first,
+        });
+    }
+    u
+}
+
+/// The summary of an unknown verdict: why, and what is known of the policy.
+fn unknown_summary(why: &str, state: &PolicyState) -> String {
+    let policy = match state {
+        PolicyState::Policy(p) => format!("the policy is valid, mode {}", p.mode.as_str()),
+        PolicyState::FetchFailed { why } => format!("the policy cannot be used ({why})"),
+        PolicyState::NoPolicy { why } => format!("no MTA-STS ({why})"),
+        PolicyState::Unknown { why: w } if w == why => return format!("unknown: {why}"),
+        PolicyState::Unknown { why } => format!("the policy is unknown ({why})"),
+    };
+    format!("unknown: {why}; {policy}")
 }
 
 /// Why a probe of a DANE host did not get TLS, for people.
@@ -507,6 +743,7 @@ fn judge_dane(
     obs: &Observations,
     sts_enforced: bool,
     sts_published: bool,
+    smtp_known: bool,
     f: &mut Findings,
 ) -> Option<DaneReport> {
     let e = obs.dane.as_ref()?;
@@ -571,10 +808,11 @@ fn judge_dane(
                         &subject,
                     );
                 }
+                // No SMTP connection at all (the checking side): nothing to match.
                 let probes = obs
                     .mx_hosts
                     .iter()
-                    .filter(|h| h.name == ha.host)
+                    .filter(|h| smtp_known && h.name == ha.host)
                     .flat_map(|h| h.smtp.iter());
                 for p in probes {
                     let asubject = format!("MX {} [{}]", ha.host, p.address);
@@ -1264,6 +1502,7 @@ fn verdict(obs: &Observations, state: &PolicyState) -> (SenderOutcome, String) {
                 "no MTA-STS ({why}): senders deliver to {host} {how}, which an attacker can downgrade"
             ),
         ),
+        PolicyState::Unknown { why } => (SenderOutcome::Unknown, format!("unknown: {why}")),
     }
 }
 

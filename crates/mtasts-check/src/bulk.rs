@@ -187,6 +187,9 @@ pub struct Summary {
     pub categories: BTreeMap<&'static str, usize>,
     /// The worst severity over all domains.
     pub worst: Option<Severity>,
+    /// Domains whose check was inconclusive because of the checking side (its resolver did
+    /// not answer, no SMTP connection succeeded).
+    pub inconclusive: usize,
 }
 
 impl Summary {
@@ -200,6 +203,7 @@ impl Summary {
                     *self.categories.entry(cat).or_default() += 1;
                 }
                 self.worst = self.worst.max(r.worst);
+                self.inconclusive += usize::from(r.inconclusive);
             }
             Checked::BadInput(_) => self.invalid_input += 1,
             Checked::InputEnded(e) => self.input_error = Some(e.clone()),

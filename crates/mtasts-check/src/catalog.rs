@@ -8,7 +8,7 @@ use mtasts_core::rfc::RfcRef;
 use mtasts_core::{Catalogue, Severity};
 
 use crate::findings::{
-    CertFinding, DaneFinding, FetchFinding, MxFinding, RecordFinding, SmtpFinding,
+    CertFinding, CheckingSide, DaneFinding, FetchFinding, MxFinding, RecordFinding, SmtpFinding,
 };
 
 /// One row of the catalogue: a code at one severity.
@@ -49,7 +49,7 @@ fn collect<T: Catalogue>(out: &mut Vec<Entry>) {
 }
 
 /// The groups of the catalogue, in the order of `docs/checks.md`.
-const GROUPS: [&str; 12] = [
+const GROUPS: [&str; 13] = [
     "sts.record",
     "sts.fetch",
     "sts.policy",
@@ -62,6 +62,7 @@ const GROUPS: [&str; 12] = [
     "dns",
     "dnssec",
     "dane",
+    "check",
 ];
 
 fn group(code: &str) -> &str {
@@ -91,6 +92,7 @@ pub fn entries() -> Vec<Entry> {
     collect::<rpt::RecordError>(&mut all);
     collect::<rpt::RecordWarning>(&mut all);
     collect::<Discarded>(&mut all);
+    collect::<CheckingSide>(&mut all);
     let mut out = Vec::with_capacity(all.len());
     for g in GROUPS {
         out.extend(all.iter().filter(|e| group(e.code) == g).cloned());

@@ -1539,3 +1539,151 @@ impl Catalogue for DaneFinding {
         }
     }
 }
+
+/// What the checker could not observe because of the checking side, not the domain: the
+/// results these cover are unknown, and no domain finding is made from them. Reported at
+/// info level; a report with [`CheckingSide::SmtpUnreachable`] or
+/// [`CheckingSide::ResolverSilent`] is *inconclusive* (`mtasts check` exits 2 unless a real
+/// error was found).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckingSide {
+    /// No TCP connection to any MX address succeeded (each refused, unreachable or timed
+    /// out): the checking host may not be allowed to connect out to port 25.
+    SmtpUnreachable {
+        /// The port tried.
+        port: u16,
+        /// How many addresses were tried.
+        addresses: usize,
+        /// The first failure, for people.
+        first: String,
+    },
+    /// The configured resolver did not answer at all (a timeout or a network error, also for
+    /// a query outside the domain): nothing the DNS says about the domain is known.
+    ResolverSilent {
+        /// The resolvers asked (`system resolvers` when none were given).
+        servers: String,
+    },
+    /// SMTP was not probed, as asked (`--skip-smtp`).
+    SmtpSkipped,
+    /// Some MX hosts have addresses, but none of the family the check was restricted to
+    /// (`-4`, `-6`).
+    NoAddressOfFamily {
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+        /// The MX hosts concerned.
+        hosts: Vec<String>,
+    },
+}
+
+impl fmt::Display for CheckingSide {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckingSide::SmtpUnreachable {
+                port,
+                addresses,
+                first,
+            } => write!(
+                f,
+                "no SMTP connection to {} on port {port} succeeded ({first}); \
+                 the problem may be on the checking side (outbound port {port} is blocked on many home and cloud networks), \
+                 so the SMTP results are unknown",
+                if *addresses == 1 {
+                    "the only MX address".to_owned()
+                } else {
+                    format!("any of the {addresses} MX addresses")
+                }
+            ),
+            CheckingSide::ResolverSilent { servers } => write!(
+                f,
+                "the resolver ({servers}) did not answer, not even for a name outside the domain: \
+                 the problem is on the checking side, so what the domain's DNS says is unknown"
+            ),
+            CheckingSide::SmtpSkipped => f.write_str(
+                "SMTP was not probed (--skip-smtp): the MX hosts' STARTTLS, certificates and replies are unknown",
+            ),
+            CheckingSide::NoAddressOfFamily { family, hosts } => write!(
+                f,
+                "{} {} no {family} address to probe: the SMTP results are unknown",
+                hosts.join(", "),
+                if hosts.len() == 1 { "has" } else { "have" }
+            ),
+        }
+    }
+}
+
+impl Diagnostic for CheckingSide {
+    fn code(&self) -> &'static str {
+        match self {
+            CheckingSide::SmtpUnreachable { .. } => "check.smtp-unreachable",
+            CheckingSide::ResolverSilent { .. } => "check.resolver-silent",
+            CheckingSide::SmtpSkipped => "check.smtp-skipped",
+            CheckingSide::NoAddressOfFamily { .. } => "check.no-address-of-family",
+        }
+    }
+    fn severity(&self) -> Severity {
+        // Not the domain's fault: never a warning or an error about it.
+        Severity::Info
+    }
+    fn rfc(&self) -> RfcRef {
+        match self {
+            CheckingSide::ResolverSilent { .. } => RfcRef::new(5321, "5.1"),
+            _ => RfcRef::new(5321, ""),
+        }
+    }
+    fn location(&self) -> Location {
+        Location::Whole
+    }
+    fn hint(&self) -> String {
+        match self {
+            CheckingSide::SmtpUnreachable { port, .. } => format!(
+                "run the check from a host that may connect out to port {port} (a server, not a home or cloud network that blocks it), \
+                 or pass --skip-smtp to check the rest; if the MX hosts are really down, start them"
+            ),
+            CheckingSide::ResolverSilent { .. } => {
+                "check --dns (or /etc/resolv.conf) and that this host can reach that resolver, then check again".into()
+            }
+            CheckingSide::SmtpSkipped => {
+                "check again without --skip-smtp from a host that may connect out to port 25".into()
+            }
+            CheckingSide::NoAddressOfFamily { .. } => {
+                "check again without -4/-6 to probe the other family".into()
+            }
+        }
+    }
+}
+
+impl Catalogue for CheckingSide {
+    fn examples() -> Vec<Self> {
+        vec![
+            CheckingSide::SmtpUnreachable {
+                port: 25,
+                addresses: 2,
+                first: "connect: connection refused".into(),
+            },
+            CheckingSide::ResolverSilent {
+                servers: "127.0.0.1:9".into(),
+            },
+            CheckingSide::SmtpSkipped,
+            CheckingSide::NoAddressOfFamily {
+                family: "IPv6",
+                hosts: vec!["mx1.example.com".into()],
+            },
+        ]
+    }
+    fn meaning(&self) -> &'static str {
+        match self {
+            CheckingSide::SmtpUnreachable { .. } => {
+                "No SMTP connection to any MX address succeeded: port 25 may be blocked on the checking side. The SMTP results are unknown (no smtp.* findings are made from them), the verdict is unknown, and check exits 2."
+            }
+            CheckingSide::ResolverSilent { .. } => {
+                "The resolver the check asks did not answer at all (timeouts or network errors, also for a name outside the domain). The DNS results are unknown (no lookup-failed findings are made from them), the verdict is unknown, and check exits 2."
+            }
+            CheckingSide::SmtpSkipped => {
+                "SMTP was not probed (--skip-smtp): the verdict says what is unknown; the exit status follows the other findings."
+            }
+            CheckingSide::NoAddressOfFamily { .. } => {
+                "With -4 or -6, MX hosts with no address of that family are not probed: their SMTP results are unknown (exit 2 when no MX address at all was probed)."
+            }
+        }
+    }
+}

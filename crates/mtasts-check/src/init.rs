@@ -17,10 +17,12 @@ use crate::obs::{AddressLookup, CertVerdict, MxLookup, Observations};
 /// What the owner asked for.
 #[derive(Clone, Debug)]
 pub struct InitRequest {
-    /// The mode to publish.
-    pub mode: Mode,
-    /// max_age; `None`: one day for testing and none, two weeks for enforce.
+    /// The mode to publish; `None`: the live policy's mode, else `testing`.
+    pub mode: Option<Mode>,
+    /// max_age; `None`: the next step of the [`RAMP`] from the live policy.
     pub max_age: Option<u32>,
+    /// The policy senders apply today (mode and max_age), when there is one.
+    pub live: Option<(Mode, u32)>,
     /// The TLS-RPT destination; `None`: keep a valid published one, else
     /// `mailto:tlsrpt@<domain>`.
     pub rua: Option<String>,
@@ -39,11 +41,26 @@ pub struct MxCoverage {
     pub problem: Option<String>,
 }
 
+/// The policy senders apply today.
+#[derive(Clone, Debug, Serialize)]
+pub struct LivePolicy {
+    /// Its mode.
+    pub mode: &'static str,
+    /// Its max_age.
+    pub max_age: u32,
+}
+
 /// The proposal.
 #[derive(Clone, Debug, Serialize)]
 pub struct Proposal {
     /// The domain (A-label).
     pub domain: String,
+    /// The policy senders apply today, when there is one.
+    pub live: Option<LivePolicy>,
+    /// The mode proposed.
+    pub mode: &'static str,
+    /// The max_age proposed.
+    pub max_age: u32,
     /// The policy file, to serve at `https://mta-sts.<domain>/.well-known/mta-sts.txt`.
     pub policy: String,
     /// Zone-file lines to publish.
@@ -70,13 +87,46 @@ pub enum InitError {
     },
 }
 
-/// The default max_age for a mode.
+/// The max_age ramp, in seconds, per mode: a policy new to a mode starts at the first step,
+/// and each `init` over a live policy of the same mode proposes the next step up (never less
+/// than the live max_age). Testing starts at a day, so that corrections reach senders
+/// quickly, then a week; enforce at two weeks, then four, long enough for the cache to
+/// protect (RFC 8461 §10.2) and short enough to recover from a mistake. `none` keeps a day:
+/// it only tells senders to drop the policy.
+pub const RAMP: [(Mode, &[u32]); 3] = [
+    (Mode::Testing, &[86_400, 604_800]),
+    (Mode::Enforce, &[1_209_600, 2_419_200]),
+    (Mode::None, &[86_400]),
+];
+
+/// The first max_age of a mode's ramp.
 pub fn default_max_age(mode: Mode) -> u32 {
-    match mode {
-        // Two weeks: long enough for the cache to protect, short enough to recover.
-        Mode::Enforce => 1_209_600,
-        // A day while testing, so that corrections reach senders quickly.
-        Mode::Testing | Mode::None => 86_400,
+    next_max_age(mode, None)
+}
+
+/// The max_age to propose for `mode`, from the live policy's mode and max_age ([`RAMP`]).
+pub fn next_max_age(mode: Mode, live: Option<(Mode, u32)>) -> u32 {
+    let steps: &[u32] = RAMP
+        .iter()
+        .find(|(m, _)| *m == mode)
+        .map_or(&[86_400], |(_, s)| s);
+    let first = steps.first().copied().unwrap_or(86_400);
+    match live {
+        Some((m, age)) if m == mode => steps
+            .iter()
+            .copied()
+            .find(|s| *s > age)
+            .unwrap_or(age.max(first)),
+        _ => first,
+    }
+}
+
+/// How protective a mode is, for telling a downgrade.
+fn strength(m: Mode) -> u8 {
+    match m {
+        Mode::None => 0,
+        Mode::Testing => 1,
+        Mode::Enforce => 2,
     }
 }
 
@@ -195,8 +245,29 @@ pub fn propose(obs: &Observations, req: &InitRequest) -> Result<Proposal, InitEr
             "no MX host of {d} could be probed"
         )));
     }
-    let max_age = req.max_age.unwrap_or_else(|| default_max_age(req.mode));
-    let mut policy = format!("version: STSv1\nmode: {}\n", req.mode.as_str());
+    let mode = req
+        .mode
+        .or(req.live.map(|(m, _)| m))
+        .unwrap_or(Mode::Testing);
+    if let Some((live, _)) = req.live
+        && strength(mode) < strength(live)
+    {
+        warnings.insert(
+            0,
+            format!(
+                "downgrade: {d} publishes mode {} today and this proposes mode {}: senders would stop {} — publish it only to back out on purpose",
+                live.as_str(),
+                mode.as_str(),
+                if live == Mode::Enforce {
+                    "refusing MX hosts that fail validation"
+                } else {
+                    "reporting MTA-STS failures"
+                }
+            ),
+        );
+    }
+    let max_age = req.max_age.unwrap_or_else(|| next_max_age(mode, req.live));
+    let mut policy = format!("version: STSv1\nmode: {}\n", mode.as_str());
     for p in &patterns {
         policy.push_str(&format!("mx: {p}\n"));
     }
@@ -230,13 +301,29 @@ pub fn propose(obs: &Observations, req: &InitRequest) -> Result<Proposal, InitEr
             "; and mta-sts.{d}. (A/AAAA or CNAME) must serve the policy over HTTPS with a certificate for mta-sts.{d}"
         ),
     ];
-    if req.mode == Mode::Enforce && !warnings.is_empty() {
+    // The advice follows where the domain is: already enforcing, the MX problems are live.
+    if req.live.is_some_and(|(m, _)| m == Mode::Enforce) {
+        for w in &mut warnings {
+            *w = w.replace(
+                "under enforce, senders would refuse it — fix it before moving to enforce",
+                "under enforce, senders refuse it — fix it now",
+            );
+        }
+    }
+    let live_enforce = req.live.is_some_and(|(m, _)| m == Mode::Enforce);
+    if mode == Mode::Enforce && !live_enforce && warnings.iter().any(|w| w.starts_with("MX ")) {
         warnings.push(
             "mode enforce with MX problems bounces or delays mail: publish testing first".into(),
         );
     }
     Ok(Proposal {
         domain: to_a_label(d).unwrap_or_else(|_| d.clone()),
+        live: req.live.map(|(m, age)| LivePolicy {
+            mode: m.as_str(),
+            max_age: age,
+        }),
+        mode: mode.as_str(),
+        max_age,
         policy,
         zone,
         mx: coverage,

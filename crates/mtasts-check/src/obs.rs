@@ -8,7 +8,7 @@ use serde::Serialize;
 
 pub use mtasts_core::sts::fetch::FetchStage;
 pub use mtasts_core::tls::{CertVerdict, HandshakeFailure};
-pub use mtasts_net::https::{FetchFailure, PolicyFetch};
+pub use mtasts_net::https::{FetchFailure, IpFamily, PolicyFetch};
 pub use mtasts_net::tls::{CertSummary, TlsSession};
 
 /// Everything observed about one domain.
@@ -36,6 +36,23 @@ pub struct Observations {
     /// with the AD flag of the resolver; for a host whose addresses are not validated the TLSA
     /// records are looked up all the same, to report them. `None` when not looked up.
     pub dane: Option<mtasts_core::dane::Evidence>,
+    /// What the checking side could do, to tell the domain's faults from its own.
+    pub checking: Checking,
+}
+
+/// How the checking side probed: what it was told to leave out, and whether its resolver
+/// answers at all (asked only when a lookup of the domain timed out or hit a network error).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Checking {
+    /// The resolvers asked (empty: the system's).
+    pub resolvers: Vec<SocketAddr>,
+    /// Whether the resolver answered a query outside the domain (the root's TXT), asked only
+    /// when a lookup of the domain got no answer; `None` when not asked.
+    pub resolver_answers: Option<bool>,
+    /// SMTP was not probed (`--skip-smtp`).
+    pub smtp_skipped: bool,
+    /// Only addresses of this family were probed (SMTP and HTTPS; `-4`, `-6`).
+    pub family: Option<IpFamily>,
 }
 
 /// One TXT lookup.

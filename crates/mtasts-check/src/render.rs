@@ -64,6 +64,7 @@ pub fn outcome_word(o: SenderOutcome) -> &'static str {
         SenderOutcome::Defer => "refuse delivery (defer)",
         SenderOutcome::NoPolicy => "no policy (opportunistic TLS)",
         SenderOutcome::Bounce => "bounce",
+        SenderOutcome::Unknown => "unknown (see the checking side)",
     }
 }
 
@@ -166,15 +167,22 @@ pub fn write_report(
         writeln!(out, "  findings none")?;
     }
     for f in &r.findings {
+        // The checking side's limits are not the domain's findings: labelled "unknown".
+        let checking_side = f.code.starts_with("check.");
+        let label = if checking_side {
+            style.paint("35", &format!("{:<7}", "unknown"))
+        } else {
+            style.severity(f.severity)
+        };
         writeln!(
             out,
             "  {} {}  {}",
-            style.severity(f.severity),
+            label,
             f.code,
             escape(f.subject.as_deref().unwrap_or(""))
         )?;
         writeln!(out, "          {}", escape(&f.message))?;
-        if f.severity > Severity::Info && !f.hint.is_empty() {
+        if (f.severity > Severity::Info || checking_side) && !f.hint.is_empty() {
             writeln!(out, "          fix: {} [{}]", escape(&f.hint), f.rfc)?;
         }
     }
@@ -198,7 +206,11 @@ pub fn write_short(
         escape(comment),
         escape(&r.verdict.summary)
     )?;
-    for f in r.findings.iter().filter(|f| f.severity > Severity::Info) {
+    for f in r
+        .findings
+        .iter()
+        .filter(|f| f.severity > Severity::Info || f.code.starts_with("check."))
+    {
         writeln!(
             out,
             "  {:<7}  {}  {}",
@@ -230,6 +242,14 @@ pub fn write_table(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
             } else {
                 "s were"
             }
+        )?;
+    }
+    if s.inconclusive > 0 {
+        writeln!(
+            out,
+            "{} domain{} could not be checked fully from here (see check.* above: the checking side's resolver or port 25)",
+            s.inconclusive,
+            if s.inconclusive == 1 { "" } else { "s" }
         )?;
     }
     if let Some(e) = &s.input_error {
@@ -266,6 +286,9 @@ pub fn write_table(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     )?;
     for o in SenderOutcome::ALL {
         let k = s.outcomes.get(o.as_str()).copied().unwrap_or(0);
+        if o == SenderOutcome::Unknown && k == 0 {
+            continue;
+        }
         writeln!(out, "  {:<28} {k:>8} {:>6.1}%", o.as_str(), pct(k))?;
     }
     Ok(())

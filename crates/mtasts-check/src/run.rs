@@ -8,18 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all as futures_join_all;
+use mtasts_core::dns::DnsErrorKind;
 use mtasts_core::domain::to_a_label;
 use mtasts_core::sts::fetch::FetchLimits;
 use mtasts_core::sts::record::is_sts_record;
 use mtasts_core::tlsrpt::record::{ReportUri, select_tlsrpt_record};
 use mtasts_net::dns::{Dns, DnsLookup, DnsSettings, QueryType};
-use mtasts_net::https::{FetchSettings, fetch_policy};
+use mtasts_net::https::{FetchSettings, IpFamily, fetch_policy};
 use mtasts_net::tls::{TlsClient, TrustRoots, Verification};
 use tokio::sync::Semaphore;
 
 use crate::assess::{AssessSettings, DomainReport, assess};
 use crate::dns;
-use crate::obs::{AddressLookup, MxHost, MxLookup, Observations, RuaDomain, TxtLookup};
+use crate::obs::{AddressLookup, Checking, MxHost, MxLookup, Observations, RuaDomain, TxtLookup};
 use crate::smtp::{SmtpSettings, probe};
 
 /// Everything the checker can be told. Every limit is explicit.
@@ -53,6 +54,12 @@ pub struct CheckConfig {
     pub max_mx_hosts: usize,
     /// Most addresses probed per MX host.
     pub max_addresses_per_host: usize,
+    /// No SMTP probes (`--skip-smtp`): the SMTP results are unknown.
+    pub skip_smtp: bool,
+    /// Only addresses of this family, for SMTP and HTTPS (`-4`, `-6`).
+    pub family: Option<IpFamily>,
+    /// Warn when a certificate expires within this many days (21).
+    pub expiry_warning_days: u32,
 }
 
 impl Default for CheckConfig {
@@ -72,6 +79,9 @@ impl Default for CheckConfig {
             per_address_connections: 2,
             max_mx_hosts: 10,
             max_addresses_per_host: 4,
+            skip_smtp: false,
+            family: None,
+            expiry_warning_days: 21,
         }
     }
 }
@@ -141,6 +151,7 @@ impl Checker {
                 max_body: self.cfg.max_body,
                 require_text_plain: self.cfg.require_text_plain,
             },
+            expiry_warning_days: i64::from(self.cfg.expiry_warning_days),
             ..AssessSettings::at(now)
         }
     }
@@ -189,6 +200,7 @@ impl Checker {
                     max_body: self.cfg.max_body,
                     verification: Verification::Record,
                     user_agent: concat!("mtasts-check/", env!("CARGO_PKG_VERSION")),
+                    family: self.cfg.family,
                 };
                 Some(fetch_policy(dns, &self.tls, &ascii, &s).await)
             } else {
@@ -210,7 +222,29 @@ impl Checker {
                 .map(|(pref, name)| self.probe_host(*pref, name, &ascii)),
         );
         let rua = self.rua_domains(&tlsrpt_txt);
-        let (policy_fetch, mx_hosts, rua_domains) = tokio::join!(fetch, probes, rua);
+        // A lookup of the domain with no answer at all: does the resolver answer anything?
+        let silent = |kind: Option<DnsErrorKind>| {
+            matches!(kind, Some(DnsErrorKind::Timeout | DnsErrorKind::Network))
+        };
+        let asked = silent(txt_failure(&sts_txt))
+            || silent(txt_failure(&tlsrpt_txt))
+            || silent(match &mx {
+                MxLookup::Failed { kind, .. } => Some(*kind),
+                _ => None,
+            });
+        let canary = async {
+            if asked {
+                // Any answer (NOERROR, NXDOMAIN, REFUSED...) shows the resolver is there.
+                Some(match dns.txt(".").await {
+                    Ok(_) => true,
+                    Err(e) => !silent(Some(e.kind)),
+                })
+            } else {
+                None
+            }
+        };
+        let (policy_fetch, mx_hosts, rua_domains, resolver_answers) =
+            tokio::join!(fetch, probes, rua, canary);
         Ok(Observations {
             domain: domain.trim().to_owned(),
             ascii,
@@ -222,6 +256,12 @@ impl Checker {
             policy_fetch,
             mx_hosts,
             dane: Some(dane),
+            checking: Checking {
+                resolvers: self.dns.servers(),
+                resolver_answers,
+                smtp_skipped: self.cfg.skip_smtp,
+                family: self.cfg.family,
+            },
         })
     }
 
@@ -229,8 +269,10 @@ impl Checker {
         let dns = self.dns.as_ref();
         let (addresses, cname_target) = dns::addresses(dns, name).await;
         let ips: Vec<IpAddr> = match &addresses {
+            _ if self.cfg.skip_smtp => Vec::new(),
             AddressLookup::Found { addresses } => addresses
                 .iter()
+                .filter(|ip| self.cfg.family.is_none_or(|f| f.admits(ip)))
                 .take(self.cfg.max_addresses_per_host)
                 .copied()
                 .collect(),
@@ -293,5 +335,12 @@ impl Checker {
             }
         }
         out
+    }
+}
+
+fn txt_failure(t: &TxtLookup) -> Option<DnsErrorKind> {
+    match t {
+        TxtLookup::Failed { kind, .. } => Some(*kind),
+        _ => None,
     }
 }

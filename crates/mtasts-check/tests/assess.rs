@@ -126,7 +126,43 @@ fn good() -> Observations {
         policy_fetch: Some(policy(ENFORCE)),
         mx_hosts: vec![host("mx1.example.com", 10, 1)],
         dane: None,
+        checking: Checking::default(),
     }
+}
+
+fn refused(p: &mut SmtpProbe) {
+    p.failure = Some(SmtpFailure {
+        stage: SmtpStage::Connect,
+        reason: "connection refused".into(),
+        reply: None,
+        timeout: false,
+        handshake: None,
+    });
+    p.tls = None;
+    p.starttls_offered = None;
+    p.greeting_millis = None;
+    p.extensions.clear();
+    p.mail = None;
+    p.rcpt = None;
+}
+
+fn silent(o: &mut Observations) {
+    let kind = DnsErrorKind::Timeout;
+    let failed = || TxtLookup::Failed {
+        kind,
+        reason: "timed out".into(),
+        millis: 10_000,
+    };
+    o.sts_txt = failed();
+    o.tlsrpt_txt = failed();
+    o.rua_domains.clear();
+    o.mx = MxLookup::Failed {
+        kind,
+        reason: "timed out".into(),
+    };
+    o.mx_hosts.clear();
+    o.policy_fetch = None;
+    o.checking.resolver_answers = Some(false);
 }
 
 fn smtp0(o: &mut Observations) -> &mut SmtpProbe {
@@ -156,7 +192,14 @@ macro_rules! cases {
 #[test]
 fn judgement_table() {
     use SenderOutcome::*;
-    let _ = (DeliverSecurely, DeliverAndReport, Defer, NoPolicy, Bounce);
+    let _ = (
+        DeliverSecurely,
+        DeliverAndReport,
+        Defer,
+        NoPolicy,
+        Bounce,
+        Unknown,
+    );
     let table = cases![
         correct_enforce, "RFC 8461 §5", |_| {}, DeliverSecurely, [];
         no_record, "RFC 8461 §3.1", |o| { o.sts_txt = TxtLookup::NxDomain { millis: 1 }; o.policy_fetch = None; }, NoPolicy, ["sts.record.none"];
@@ -186,7 +229,17 @@ fn judgement_table() {
         cert_self_signed_testing, "RFC 8461 §5", |o| { o.policy_fetch = Some(policy(TESTING)); smtp0(o).tls = Some(tls("mx1.example.com", CertVerdict::SelfSigned)); }, DeliverAndReport, ["smtp.cert-self-signed"];
         one_bad_backend, "RFC 8461 §5", |o| { let mut bad = probe("mx1.example.com", 9); bad.tls = Some(tls("mx1.example.com", CertVerdict::Expired { not_after: NOW - DAY })); o.mx_hosts[0].smtp.push(bad); }, DeliverAndReport, ["smtp.cert-expired"];
         cert_expiring_in_10_days, "RFC 8461 §4.2", |o| { smtp0(o).tls.as_mut().unwrap().chain[0].not_after = NOW + 10 * DAY; }, DeliverSecurely, ["smtp.cert-expiring-soon"];
-        mx_unreachable, "RFC 5321 §5.1", |o| { smtp0(o).failure = Some(SmtpFailure { stage: SmtpStage::Connect, reason: "refused".into(), reply: None, timeout: false, handshake: None }); smtp0(o).tls = None; smtp0(o).starttls_offered = None; }, Defer, ["smtp.connect-failed"];
+        // No connection to any MX address: more likely the checking side's port 25 than the
+        // domain; unknown, no smtp.* finding, the check.* note is info.
+        mx_unreachable_from_here, "RFC 5321", |o| refused(smtp0(o)), Unknown, [];
+        // One of two hosts refuses while the other answers: the domain's problem.
+        backup_unreachable, "RFC 5321 §5.1", |o| { let mut b = host("mx2.example.com", 20, 2); refused(&mut b.smtp[0]); o.mx_hosts.push(b); }, DeliverSecurely, ["smtp.connect-failed", "sts.coverage.mx-not-covered"];
+        primary_unreachable_enforce, "RFC 5321 §5.1", |o| { refused(smtp0(o)); o.mx_hosts.push(host("mx2.example.com", 20, 2)); }, Defer, ["smtp.connect-failed", "sts.coverage.mx-not-covered"];
+        resolver_silent, "RFC 8461 §3.1", silent, Unknown, [];
+        // The resolver answers (for the root) but not for the domain: the domain's servers.
+        lookups_time_out_resolver_answers, "RFC 8461 §3.1", |o| { silent(o); o.checking.resolver_answers = Some(true); }, Defer, ["mx.lookup-failed", "sts.record.lookup-failed", "tlsrpt.record.lookup-failed"];
+        smtp_skipped, "RFC 5321", |o| { o.mx_hosts[0].smtp.clear(); o.checking.smtp_skipped = true; }, Unknown, [];
+        no_ipv6_address, "RFC 5321", |o| { o.mx_hosts[0].smtp.clear(); o.checking.family = Some(IpFamily::Ipv6); }, Unknown, [];
         null_mx, "RFC 7505", |o| { o.mx = MxLookup::Null; o.mx_hosts.clear(); }, Bounce, [];
         mail_451, "RFC 5321 §4.2.1", |o| { smtp0(o).mail = ok(451); smtp0(o).rcpt = None; }, Defer, ["smtp.mail-rejected"];
         rcpt_550, "RFC 5321 §4.5.1", |o| { smtp0(o).rcpt = ok(550); }, Bounce, ["smtp.rcpt-rejected"];
@@ -298,8 +351,9 @@ fn init_covers_each_mx_by_the_certificate_name_that_matches_it() {
         },
     ));
     let req = InitRequest {
-        mode: Mode::Testing,
+        mode: Some(Mode::Testing),
         max_age: None,
+        live: None,
         rua: None,
         now: NOW,
     };
@@ -321,7 +375,7 @@ fn init_covers_each_mx_by_the_certificate_name_that_matches_it() {
     let enforce = propose(
         &o,
         &InitRequest {
-            mode: Mode::Enforce,
+            mode: Some(Mode::Enforce),
             rua: Some("https://reports.example.com/tlsrpt".into()),
             ..req.clone()
         },
@@ -348,6 +402,85 @@ fn init_covers_each_mx_by_the_certificate_name_that_matches_it() {
     let mut null = good();
     null.mx = MxLookup::Null;
     assert!(propose(&null, &req).is_err());
+}
+
+/// `init` starts from where the domain is: the live mode is kept, max_age follows the ramp,
+/// and a downgrade is said out loud.
+#[test]
+fn init_follows_the_live_policy() {
+    use mtasts_check::init::{RAMP, next_max_age};
+    let o = good();
+    let req = |mode: Option<Mode>, live: Option<(Mode, u32)>| InitRequest {
+        mode,
+        max_age: None,
+        live,
+        rua: None,
+        now: NOW,
+    };
+    // Nothing live: testing, a day.
+    let p = propose(&o, &req(None, None)).unwrap();
+    assert!(
+        p.policy.contains("mode: testing\n") && p.policy.contains("max_age: 86400\n"),
+        "{}",
+        p.policy
+    );
+    // Testing for a day: testing, a week.
+    let p = propose(&o, &req(None, Some((Mode::Testing, 86_400)))).unwrap();
+    assert!(
+        p.policy.contains("mode: testing\n") && p.policy.contains("max_age: 604800\n"),
+        "{}",
+        p.policy
+    );
+    // Enforce for a week: enforce kept, two weeks, no warning.
+    let p = propose(&o, &req(None, Some((Mode::Enforce, 604_800)))).unwrap();
+    assert!(
+        p.policy.contains("mode: enforce\n") && p.policy.contains("max_age: 1209600\n"),
+        "{}",
+        p.policy
+    );
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    // Enforce for two weeks: four.
+    assert_eq!(
+        next_max_age(Mode::Enforce, Some((Mode::Enforce, 1_209_600))),
+        2_419_200
+    );
+    // Above the ramp: never lowered.
+    assert_eq!(
+        next_max_age(Mode::Enforce, Some((Mode::Enforce, 31_557_600))),
+        31_557_600
+    );
+    // Testing to enforce starts enforce's ramp.
+    assert_eq!(
+        next_max_age(Mode::Enforce, Some((Mode::Testing, 604_800))),
+        RAMP[1].1[0]
+    );
+    // A downgrade asked for is proposed, with a warning first.
+    let p = propose(
+        &o,
+        &req(Some(Mode::Testing), Some((Mode::Enforce, 604_800))),
+    )
+    .unwrap();
+    assert!(p.policy.contains("mode: testing\n"));
+    assert!(
+        p.warnings
+            .first()
+            .is_some_and(|w| w.starts_with("downgrade: example.com publishes mode enforce")),
+        "{:?}",
+        p.warnings
+    );
+    let p = propose(&o, &req(Some(Mode::None), Some((Mode::Testing, 86_400)))).unwrap();
+    assert!(
+        p.warnings.iter().any(|w| w.starts_with("downgrade:")),
+        "{:?}",
+        p.warnings
+    );
+    // An upgrade is not a downgrade.
+    let p = propose(
+        &o,
+        &req(Some(Mode::Enforce), Some((Mode::Testing, 604_800))),
+    )
+    .unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
 }
 
 // ---- DANE (RFC 7672, RFC 8461 §2): the DANE evidence added to the correct enforce deployment
@@ -666,4 +799,160 @@ fn dane_match_is_reported_per_address_with_what_a_dane_sender_does() {
     );
     // Without DANE evidence there is no DANE report.
     assert!(assess(good(), &AssessSettings::at(NOW)).dane.is_none());
+}
+
+/// Only the checking side's limits make a report inconclusive (exit 2), never a skipped probe
+/// asked for, and never a domain whose own servers fail.
+#[test]
+fn inconclusive_only_for_the_checking_side() {
+    let case = |change: fn(&mut Observations)| {
+        let mut o = good();
+        change(&mut o);
+        assess(o, &AssessSettings::at(NOW))
+    };
+    let r = case(|o| refused(smtp0(o)));
+    assert!(r.inconclusive, "{:?}", r.verdict);
+    assert!(
+        r.verdict.summary.contains("checking side"),
+        "{}",
+        r.verdict.summary
+    );
+    assert!(
+        !r.verdict.summary.contains("refuse delivery"),
+        "{}",
+        r.verdict.summary
+    );
+    let c = r
+        .findings
+        .iter()
+        .find(|f| f.code == "check.smtp-unreachable")
+        .unwrap();
+    assert_eq!(c.severity, Severity::Info);
+    assert!(
+        !r.findings.iter().any(|f| f.hint.contains("open port 25")),
+        "{:#?}",
+        r.findings
+    );
+    assert!(
+        r.verdict.next_step.contains("the check is incomplete"),
+        "{}",
+        r.verdict.next_step
+    );
+
+    let r = case(silent);
+    assert!(r.inconclusive);
+    assert!(r.findings.iter().any(|f| f.code == "check.resolver-silent"));
+    assert!(
+        !r.findings
+            .iter()
+            .any(|f| f.hint.contains("authoritative servers")),
+        "{:#?}",
+        r.findings
+    );
+
+    let r = case(|o| {
+        o.mx_hosts[0].smtp.clear();
+        o.checking.smtp_skipped = true;
+    });
+    assert!(!r.inconclusive);
+    assert!(
+        r.verdict.summary.contains("--skip-smtp"),
+        "{}",
+        r.verdict.summary
+    );
+
+    let r = case(|o| {
+        o.sts_txt = TxtLookup::Failed {
+            kind: DnsErrorKind::ServFail,
+            reason: "SERVFAIL".into(),
+            millis: 1,
+        };
+        o.policy_fetch = None;
+        o.checking.resolver_answers = Some(true);
+    });
+    assert!(!r.inconclusive);
+}
+
+/// On an enforcing domain, a fix never says "before moving to enforce".
+#[test]
+fn fixes_follow_the_live_mode() {
+    let mut o = good();
+    o.mx_hosts.push(host("mx2.example.com", 20, 2));
+    o.tlsrpt_txt = TxtLookup::NxDomain { millis: 1 };
+    o.rua_domains.clear();
+    let r = assess(o, &AssessSettings::at(NOW));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.code == "sts.coverage.mx-not-covered")
+    );
+    for f in &r.findings {
+        assert!(
+            !f.hint.contains("before moving to enforce"),
+            "{}: {}",
+            f.code,
+            f.hint
+        );
+    }
+    assert!(
+        !r.verdict.next_step.contains("before moving to enforce"),
+        "{}",
+        r.verdict.next_step
+    );
+    // In testing, the advice still looks ahead.
+    let mut o = good();
+    o.policy_fetch = Some(policy(TESTING));
+    o.mx_hosts.push(host("mx2.example.com", 20, 2));
+    let r = assess(o, &AssessSettings::at(NOW));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.hint.contains("before moving to enforce"))
+    );
+}
+
+/// A core fix written for any domain names the one checked.
+#[test]
+fn fix_texts_name_the_domain() {
+    let mut o = good();
+    let p = o.policy_fetch.as_mut().unwrap();
+    p.status = Some(301);
+    p.location = Some("https://elsewhere/".into());
+    let r = assess(o, &AssessSettings::at(NOW));
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "sts.fetch.redirect")
+        .unwrap();
+    assert!(f.hint.contains("mta-sts.example.com"), "{}", f.hint);
+    assert!(
+        r.findings.iter().all(|f| !f.hint.contains("<domain>")),
+        "{:#?}",
+        r.findings
+    );
+}
+
+/// The expiry warning threshold is a setting.
+#[test]
+fn expiry_warning_threshold() {
+    let mut o = good();
+    smtp0(&mut o).tls.as_mut().unwrap().chain[0].not_after = NOW + 30 * DAY;
+    let r = assess(o.clone(), &AssessSettings::at(NOW));
+    assert!(
+        !r.findings
+            .iter()
+            .any(|f| f.code == "smtp.cert-expiring-soon")
+    );
+    let r = assess(
+        o,
+        &AssessSettings {
+            expiry_warning_days: 45,
+            ..AssessSettings::at(NOW)
+        },
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.code == "smtp.cert-expiring-soon")
+    );
 }

@@ -30,6 +30,34 @@ use crate::tls::{TlsClient, TlsSession, Verification, handshake_failure, session
 /// Longest fetch deadline accepted, so no configured value can overflow a deadline.
 pub const MAX_FETCH_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// One IP address family, to restrict connections to (`mtasts check -4` / `-6`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    /// IPv4 only.
+    Ipv4,
+    /// IPv6 only.
+    Ipv6,
+}
+
+impl IpFamily {
+    /// Whether `ip` is of this family.
+    pub fn admits(self, ip: &IpAddr) -> bool {
+        match self {
+            IpFamily::Ipv4 => ip.is_ipv4(),
+            IpFamily::Ipv6 => ip.is_ipv6(),
+        }
+    }
+
+    /// `IPv4` or `IPv6`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IpFamily::Ipv4 => "IPv4",
+            IpFamily::Ipv6 => "IPv6",
+        }
+    }
+}
+
 /// How to fetch: every limit explicit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FetchSettings {
@@ -45,6 +73,9 @@ pub struct FetchSettings {
     pub verification: Verification,
     /// The User-Agent header.
     pub user_agent: &'static str,
+    /// Connect only to addresses of this family (`None`: any). Every address is still
+    /// recorded in [`PolicyFetch::addresses`].
+    pub family: Option<IpFamily>,
 }
 
 impl Default for FetchSettings {
@@ -56,6 +87,7 @@ impl Default for FetchSettings {
             max_body: mtasts_core::sts::fetch::DEFAULT_MAX_BODY,
             verification: Verification::Enforce,
             user_agent: concat!("mtasts/", env!("CARGO_PKG_VERSION")),
+            family: None,
         }
     }
 }
@@ -224,7 +256,16 @@ async fn fetch_into(
     let mut stream = None;
     let mut last_error = String::new();
     let mut timed_out = false;
-    for ip in out.addresses.clone() {
+    let usable: Vec<IpAddr> = out
+        .addresses
+        .iter()
+        .filter(|ip| s.family.is_none_or(|f| f.admits(ip)))
+        .copied()
+        .collect();
+    if let (Some(f), true) = (s.family, usable.is_empty()) {
+        last_error = format!("{host} has no {} address to connect to", f.name());
+    }
+    for ip in usable {
         let addr = SocketAddr::new(ip, s.port);
         let connect_deadline = deadline.min(tokio::time::Instant::now() + s.connect_timeout);
         match timeout_at(connect_deadline, TcpStream::connect(addr)).await {

@@ -18,5 +18,5 @@ pub mod https;
 pub mod tls;
 
 pub use dns::{Dns, DnsLookup, DnsSettings, StaticDns};
-pub use https::{FetchSettings, PolicyFetch, fetch_policy};
+pub use https::{FetchSettings, IpFamily, PolicyFetch, fetch_policy};
 pub use tls::{TlsClient, TrustRoots, Verification};

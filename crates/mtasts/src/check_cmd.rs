@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use mtasts_check::bulk::{
     Checked, DEFAULT_MAX_LINE, InputItem, InputLines, Summary, from_arguments, run_all,
 };
+use mtasts_check::obs::IpFamily;
 use mtasts_check::render::{Style, write_report, write_table};
 use mtasts_check::{CheckConfig, Checker};
 use mtasts_core::Severity;
@@ -64,6 +65,20 @@ pub(crate) struct NetArgs {
     /// Most simultaneous connections to one IP address (across all domains; 1 to 64)
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub per_address_connections: usize,
+    /// Do not probe the MX hosts over SMTP (where outbound port 25 is blocked): the SMTP
+    /// results are unknown and the verdict says so
+    #[arg(long)]
+    pub skip_smtp: bool,
+    /// Connect only to IPv4 addresses (SMTP and HTTPS)
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Connect only to IPv6 addresses (SMTP and HTTPS)
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Warn when a certificate (MX or policy host) expires within DAYS days (0 to 365; 0: only
+    /// expired certificates)
+    #[arg(long, value_name = "DAYS", default_value_t = 21, value_parser = clap::value_parser!(u32).range(0..=365))]
+    pub cert_expiry_warning: u32,
 }
 
 impl NetArgs {
@@ -81,6 +96,13 @@ impl NetArgs {
             require_text_plain: !self.lenient_media_type,
             helo_name: self.helo_name.clone(),
             per_address_connections: self.per_address_connections,
+            skip_smtp: self.skip_smtp,
+            family: match (self.ipv4, self.ipv6) {
+                (true, _) => Some(IpFamily::Ipv4),
+                (_, true) => Some(IpFamily::Ipv6),
+                _ => None,
+            },
+            expiry_warning_days: self.cert_expiry_warning,
             ..CheckConfig::default()
         }
     }
@@ -147,17 +169,66 @@ pub(crate) fn runtime(err: &mut dyn Write) -> Option<tokio::runtime::Runtime> {
     }
 }
 
-/// The exit status for a bulk run: 2 when the input was bad or ended early, else by the
-/// worst finding.
+/// The exit status of a run: 1 when any domain has an error-level finding (real errors are
+/// never hidden: bad input lines and inconclusive checks are still reported, on standard
+/// error and in the summary); else 2 when an input line was not a domain, the input ended
+/// early, or a check was inconclusive because of the checking side (its resolver did not
+/// answer, no SMTP connection succeeded); else 3 for warnings; else 0.
 pub(crate) fn exit_code(s: &Summary) -> u8 {
-    if s.invalid_input > 0 || s.input_error.is_some() {
+    if s.worst == Some(Severity::Error) {
+        return crate::EXIT_FINDINGS;
+    }
+    if s.invalid_input > 0 || s.input_error.is_some() || s.inconclusive > 0 {
         return crate::EXIT_TROUBLE;
     }
     match s.worst {
-        Some(Severity::Error) => crate::EXIT_FINDINGS,
         Some(Severity::Warning) => EXIT_WARNINGS,
         _ => crate::EXIT_OK,
     }
+}
+
+/// The progress line: "1 domain checked", "3 of 83 domains checked, 2.5/s".
+pub(crate) fn progress_text(done: usize, total: Option<usize>, secs: f64) -> String {
+    let count = match total {
+        Some(t) if t >= done => format!("{done} of {t}"),
+        _ => done.to_string(),
+    };
+    let noun = match total {
+        Some(t) if t >= done => t,
+        _ => done,
+    };
+    let rate = if done == 0 || secs < 1.0 {
+        String::new()
+    } else {
+        let r = done as f64 / secs;
+        if r >= 10.0 {
+            format!(", {r:.0}/s")
+        } else if r >= 1.0 {
+            format!(", {r:.1}/s")
+        } else {
+            format!(", {:.0} s each", secs / done as f64)
+        }
+    };
+    format!(
+        "{count} domain{} checked{rate}",
+        if noun == 1 { "" } else { "s" }
+    )
+}
+
+/// The domains an input file holds (lines with something before any `#`), counted before
+/// the run for the progress line; `None` when it cannot be read.
+fn count_domains(path: &std::path::Path) -> Option<usize> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).ok()?;
+    let mut n = 0usize;
+    for line in io::BufReader::new(f).split(b'\n') {
+        let line = line.ok()?;
+        let text = line.split(|b| *b == b'#').next().unwrap_or_default();
+        if !text.trim_ascii().is_empty() {
+            n += 1;
+        }
+    }
+    Some(n)
 }
 
 /// Domains from the command line, then from the input file (read lazily).
@@ -204,6 +275,12 @@ pub(crate) fn check(a: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
         }
     };
     let bulk = a.input.is_some() || a.domains.len() > 1;
+    // How many domains there are, when that can be known before checking (not on stdin).
+    let total = match &a.input {
+        None => Some(a.domains.len()),
+        Some(p) if p.as_os_str() == "-" => None,
+        Some(p) => count_domains(p).map(|n| n + a.domains.len()),
+    };
     let source = match domain_source(a.domains, a.input, a.max_line_bytes) {
         Ok(s) => s,
         Err(e) => {
@@ -218,14 +295,15 @@ pub(crate) fn check(a: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
     let progress = (bulk && !a.no_progress && io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {pos} domains checked  {per_sec}  {elapsed}  {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template("{spinner} {msg}  {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
+        pb.set_message(progress_text(0, total, 0.0));
         pb.enable_steady_tick(Duration::from_millis(200));
         pb
     });
+    let started = std::time::Instant::now();
+    let mut done = 0usize;
     let now = now();
     let mut summary = Summary::default();
     let mut json_domains: Vec<serde_json::Value> = Vec::new();
@@ -235,8 +313,9 @@ pub(crate) fn check(a: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
         a.concurrency,
         now,
         |_, result| {
+            done += 1;
             if let Some(pb) = &progress {
-                pb.inc(1);
+                pb.set_message(progress_text(done, total, started.elapsed().as_secs_f64()));
             }
             summary.add(&result);
             let report = match result {
@@ -302,4 +381,25 @@ pub(crate) fn check(a: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
         _ => {}
     }
     exit_code(&summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_text;
+
+    #[test]
+    fn progress_says_one_domain_the_total_and_a_sane_rate() {
+        assert_eq!(progress_text(1, None, 0.5), "1 domain checked");
+        assert_eq!(progress_text(1, Some(1), 0.5), "1 of 1 domain checked");
+        assert_eq!(
+            progress_text(3, Some(83), 2.0),
+            "3 of 83 domains checked, 1.5/s"
+        );
+        assert_eq!(progress_text(500, None, 10.0), "500 domains checked, 50/s");
+        assert_eq!(
+            progress_text(2, Some(5), 600.0),
+            "2 of 5 domains checked, 300 s each"
+        );
+        assert_eq!(progress_text(0, Some(2), 0.0), "0 of 2 domains checked");
+    }
 }

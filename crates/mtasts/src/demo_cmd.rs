@@ -21,6 +21,9 @@ pub(crate) struct DemoArgs {
     /// Print JSON lines (one per domain)
     #[arg(long)]
     pub json: bool,
+    /// Only list the zoo's domains, with what each shows, and exit
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[cfg(not(feature = "demo"))]
@@ -56,14 +59,36 @@ pub(crate) fn demo(a: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             return crate::EXIT_TROUBLE;
         }
     };
+    if a.list {
+        for (name, d) in &scenario.domains {
+            let first = d.comment.split(". ").next().unwrap_or("");
+            let _ = writeln!(out, "{name}  {}", mtasts_core::text::escape(first));
+        }
+        return crate::EXIT_OK;
+    }
     if let Some(unknown) = a
         .domains
         .iter()
         .find(|d| !scenario.domains.contains_key(d.as_str()))
     {
+        let stem = unknown.trim_end_matches(".test").to_ascii_lowercase();
+        let near: Vec<&str> = scenario
+            .domains
+            .keys()
+            .filter(|k| !stem.is_empty() && k.contains(stem.as_str()))
+            .map(String::as_str)
+            .take(5)
+            .collect();
         let _ = writeln!(
             err,
-            "mtasts demo: {unknown} is not in the zoo (lab/scenarios/zoo.toml); `mtasts demo` alone lists them all"
+            "mtasts demo: {} is not a domain of the zoo (lab/scenarios/zoo.toml, {} domains){}; `mtasts demo --list` prints their names",
+            mtasts_core::text::escape(unknown),
+            scenario.domains.len(),
+            if near.is_empty() {
+                String::new()
+            } else {
+                format!(" — did you mean {}?", near.join(", "))
+            }
         );
         return crate::EXIT_TROUBLE;
     }

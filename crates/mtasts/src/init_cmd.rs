@@ -26,18 +26,23 @@ pub(crate) struct InitArgs {
     /// The mail domain
     #[arg(value_name = "DOMAIN")]
     pub domain: String,
-    /// The policy mode
-    #[arg(long, value_enum, default_value_t = InitMode::Testing)]
-    pub mode: InitMode,
+    /// The policy mode (default: the live policy's mode, else testing; a downgrade from the
+    /// live mode is warned about)
+    #[arg(long, value_enum)]
+    pub mode: Option<InitMode>,
     /// Where TLS-RPT reports go (default: the published rua, else mailto:tlsrpt@DOMAIN)
     #[arg(long, value_name = "URI")]
     pub rua: Option<String>,
-    /// max_age in seconds (default: 86400 for testing, 1209600 for enforce)
+    /// max_age in seconds (default: the next step of the ramp from the live policy: testing
+    /// 86400 then 604800, enforce 1209600 then 2419200)
     #[arg(long, value_name = "SECS")]
     pub max_age: Option<u32>,
-    /// Also write DIR/.well-known/mta-sts.txt and DIR/zone.txt
+    /// Also write DIR/.well-known/mta-sts.txt and DIR/zone.txt (existing files only with --force)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Overwrite the files of --out if they exist
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -63,15 +68,28 @@ pub(crate) fn init(a: InitArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             return crate::EXIT_TROUBLE;
         }
     };
+    let now = now();
+    // The live policy, as a sender applies it (the checker fetched it already).
+    let report = mtasts_check::assess(obs.clone(), &checker.settings(now));
+    let live = report.policy.as_ref().and_then(|p| {
+        let mode = match p.mode {
+            "enforce" => Mode::Enforce,
+            "testing" => Mode::Testing,
+            "none" => Mode::None,
+            _ => return None,
+        };
+        Some((mode, p.max_age))
+    });
     let req = InitRequest {
-        mode: match a.mode {
+        mode: a.mode.map(|m| match m {
             InitMode::Testing => Mode::Testing,
             InitMode::Enforce => Mode::Enforce,
             InitMode::None => Mode::None,
-        },
+        }),
         max_age: a.max_age,
+        live,
         rua: a.rua.clone(),
-        now: now(),
+        now,
     };
     let p = match propose(&obs, &req) {
         Ok(p) => p,
@@ -82,11 +100,32 @@ pub(crate) fn init(a: InitArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
     };
     if let Some(dir) = &a.out {
         let wk = dir.join(".well-known");
+        let policy_file = wk.join("mta-sts.txt");
+        let zone_file = dir.join("zone.txt");
+        if !a.force {
+            // Nothing is written unless neither file exists.
+            for f in [&policy_file, &zone_file] {
+                if f.symlink_metadata().is_ok() {
+                    let _ = writeln!(
+                        err,
+                        "mtasts init: {} exists; nothing written (--force overwrites it)",
+                        f.display()
+                    );
+                    return crate::EXIT_TROUBLE;
+                }
+            }
+        }
         let res = std::fs::create_dir_all(&wk)
-            .and_then(|()| std::fs::write(wk.join("mta-sts.txt"), &p.policy))
-            .and_then(|()| std::fs::write(dir.join("zone.txt"), p.zone.join("\n") + "\n"));
-        if let Err(e) = res {
-            let _ = writeln!(err, "mtasts init: writing to {}: {e}", dir.display());
+            .map_err(|e| (wk.clone(), e))
+            .and_then(|()| {
+                std::fs::write(&policy_file, &p.policy).map_err(|e| (policy_file.clone(), e))
+            })
+            .and_then(|()| {
+                std::fs::write(&zone_file, p.zone.join("\n") + "\n")
+                    .map_err(|e| (zone_file.clone(), e))
+            });
+        if let Err((path, e)) = res {
+            let _ = writeln!(err, "mtasts init: writing {}: {e}", path.display());
             return crate::EXIT_TROUBLE;
         }
     }
@@ -99,6 +138,18 @@ pub(crate) fn init(a: InitArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             "# https://mta-sts.{}/.well-known/mta-sts.txt (Content-Type: text/plain)",
             p.domain
         );
+        let _ = match &p.live {
+            Some(l) => writeln!(
+                out,
+                "# live policy: mode {}, max_age {}; proposed: mode {}, max_age {} (the max_age ramp: docs/checks.md)",
+                l.mode, l.max_age, p.mode, p.max_age
+            ),
+            None => writeln!(
+                out,
+                "# no live policy; proposed: mode {}, max_age {} (the max_age ramp: docs/checks.md)",
+                p.mode, p.max_age
+            ),
+        };
         let _ = write!(out, "{}", p.policy);
         let _ = writeln!(out, "\n# DNS records");
         for z in &p.zone {

@@ -27,7 +27,7 @@ pub(crate) const EXIT_TROUBLE: u8 = 2;
 pub(crate) const EXIT_WARNINGS: u8 = 3;
 
 /// The exit statuses, as every `--help` prints them (README "Exit status" is the same table).
-const EXIT_HELP: &str = "Exit status: 0 success (valid, READY, answered); 1 problems found (findings at error level, NOT READY, DNS failed with nothing cached); 2 the job could not be done (usage, unreadable input, the checking side's network, the store); 3 warnings only (check, lint).";
+const EXIT_HELP: &str = "Exit status: 0 success (valid, READY, answered); 1 problems found (findings at error level, NOT READY, DNS failed with nothing cached; wins over 2 when both happen, and both are reported); 2 the job could not be done (usage, unreadable input or input line, the checking side's network: no SMTP connection at all, a silent resolver; the store); 3 warnings only (check, lint).";
 
 #[derive(Parser)]
 #[command(

@@ -56,9 +56,11 @@ pub(crate) fn parse_reports(
     let mut docs = Vec::new();
     let mut rendered = 0usize;
     let mut result: io::Result<()> = Ok(());
+    let mut totals = Totals::default();
     for path in paths {
         let name = display_name(path);
         let outcome = process(path, limits);
+        totals.add(&outcome);
         let this = match &outcome {
             Outcome::Parsed(r) if r.has_errors() => EXIT_FINDINGS,
             Outcome::Parsed(_) => EXIT_OK,
@@ -94,6 +96,9 @@ pub(crate) fn parse_reports(
             rendered += 1;
         }
     }
+    if !json && paths.len() > 1 && result.is_ok() {
+        result = totals.write(out);
+    }
     if json && result.is_ok() {
         let doc = json!({ "reports": docs });
         result = serde_json::to_writer_pretty(&mut *out, &doc)
@@ -107,6 +112,55 @@ pub(crate) fn parse_reports(
             let _ = writeln!(err, "mtasts: writing output: {e}");
             EXIT_TROUBLE
         }
+    }
+}
+
+/// Counts over every file of one `report parse`, printed at the end when there is more than
+/// one file.
+#[derive(Default)]
+struct Totals {
+    files: usize,
+    reports: usize,
+    with_errors: usize,
+    not_reports: usize,
+    unreadable: usize,
+    successful: u64,
+    failed: u64,
+}
+
+impl Totals {
+    fn add(&mut self, o: &Outcome) {
+        self.files += 1;
+        match o {
+            Outcome::Parsed(r) => {
+                self.reports += 1;
+                self.with_errors += usize::from(r.has_errors());
+                for p in &r.report.policies {
+                    if let Some(s) = &p.summary {
+                        self.successful = self.successful.saturating_add(s.successful());
+                        self.failed = self.failed.saturating_add(s.failed());
+                    }
+                }
+            }
+            Outcome::NotAReport(_) => self.not_reports += 1,
+            Outcome::Io(_) => self.unreadable += 1,
+        }
+    }
+
+    fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        writeln!(
+            out,
+            "\ntotal: {}: {} ({} with errors), {}, {}; sessions: {} successful, {} failed",
+            plural(self.files, "file", "files"),
+            plural(self.reports, "report", "reports"),
+            self.with_errors,
+            plural(self.not_reports, "not a report", "not reports"),
+            plural(self.unreadable, "unreadable", "unreadable"),
+            self.successful,
+            self.failed
+        )
     }
 }
 
@@ -183,6 +237,26 @@ mod tests {
         assert_eq!(code, EXIT_TROUBLE);
         assert!(err.contains("/nonexistent/report.json"), "{err}");
         assert!(err.contains("no such file"), "{err}");
+    }
+
+    #[test]
+    fn many_files_end_with_totals() {
+        let (code, out, err) = run(
+            &[
+                corpus("stalwartlabs__mail-auth/rpt01.json"),
+                corpus("SOURCES.md"),
+                corpus("no-such-file.json"),
+            ],
+            false,
+        );
+        assert_eq!(code, EXIT_TROUBLE, "{out}{err}");
+        assert!(
+            out.contains("total: 3 files: 1 report (0 with errors), 1 not a report, 1 unreadable; sessions: 5326 successful, 303 failed"),
+            "{out}"
+        );
+        // One file: no totals line.
+        let (_, out, _) = run(&[corpus("stalwartlabs__mail-auth/rpt01.json")], false);
+        assert!(!out.contains("total:"), "{out}");
     }
 
     #[test]
