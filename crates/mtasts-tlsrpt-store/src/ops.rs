@@ -405,7 +405,6 @@ impl Op for PutReport {
             return duplicate(c, &key, self.trust, self.dkim_domain).await;
         };
         let report = Reader::with_id(row, "tlsrpt_report")?.id();
-        let full_insert = sql::insert_failures(sql::FAILURES_PER_INSERT);
         for (idx, p) in self.policies.into_iter().enumerate() {
             let row = c
                 .query(
@@ -442,7 +441,7 @@ impl Op for PutReport {
                 params.extend(d);
                 rows += 1;
                 if rows == sql::FAILURES_PER_INSERT {
-                    c.execute(&full_insert, &params).await?;
+                    c.execute(sql::insert_full_failures(), &params).await?;
                     params.clear();
                     rows = 0;
                 }

@@ -203,6 +203,12 @@ pub(crate) const FAILURE_PARAMS: usize = FAILURE_COLUMNS.len();
 pub(crate) const FAILURES_PER_INSERT: usize = 200;
 
 /// An `INSERT` of `rows` failure details, their parameters in [`FAILURE_COLUMNS`] order.
+/// [`insert_failures`] of [`FAILURES_PER_INSERT`] rows, built once.
+pub(crate) fn insert_full_failures() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| insert_failures(FAILURES_PER_INSERT))
+}
+
 pub(crate) fn insert_failures(rows: usize) -> String {
     use std::fmt::Write;
     let mut s = format!(

@@ -7,8 +7,6 @@
 //! transaction across the death of the process (only a power loss or OS crash may lose the last
 //! commits, which a rerun of the ingest stores again, once).
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
@@ -17,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, Statement, TransactionBehavior};
+use rusqlite::{CachedStatement, Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{DbError, StoreError};
 use crate::ops::{Conn, Migrate, Op, OpError};
@@ -91,10 +89,7 @@ fn run_in_transaction<O: Op>(conn: &mut Connection, op: O) -> Result<O::Output, 
         .transaction_with_behavior(behavior)
         .map_err(DbError::from)?;
     let out = {
-        let mut c = SqliteConn {
-            conn: &tx,
-            statements: HashMap::new(),
-        };
+        let mut c = SqliteConn { conn: &tx };
         drive(op.run(&mut c))
     }?;
     tx.commit().map_err(DbError::from)?;
@@ -154,23 +149,25 @@ fn connect(path: &Path) -> Result<Connection, (&'static str, rusqlite::Error)> {
         .map_err(|e| ("set synchronous=NORMAL", e))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(|e| ("turn foreign keys on", e))?;
+    // Room for every statement of the query layer, and the multi-row failure inserts of a few
+    // sizes besides.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
-/// A connection in a transaction, with the statements it prepared (an operation runs the
-/// same insert once per failure detail).
+/// Statements kept prepared per connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// A connection in a transaction. Statements come from the connection's cache
+/// (`prepare_cached`), so the few statements of an ingest are prepared once per connection,
+/// not once per report.
 struct SqliteConn<'c> {
     conn: &'c Connection,
-    statements: HashMap<String, Statement<'c>>,
 }
 
 impl<'c> SqliteConn<'c> {
-    fn statement(&mut self, sql: &str) -> Result<&mut Statement<'c>, rusqlite::Error> {
-        let conn = self.conn;
-        Ok(match self.statements.entry(sql.to_owned()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(conn.prepare(sql)?),
-        })
+    fn statement(&mut self, sql: &str) -> Result<CachedStatement<'c>, rusqlite::Error> {
+        self.conn.prepare_cached(sql)
     }
 }
 
@@ -204,7 +201,7 @@ impl Conn for SqliteConn<'_> {
     }
 
     async fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, DbError> {
-        let stmt = self.statement(sql)?;
+        let mut stmt = self.statement(sql)?;
         let n = stmt.column_count();
         let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
         let mut out = Vec::new();
@@ -219,7 +216,7 @@ impl Conn for SqliteConn<'_> {
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, DbError> {
-        let stmt = self.statement(sql)?;
+        let mut stmt = self.statement(sql)?;
         let n = stmt.execute(rusqlite::params_from_iter(params))?;
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
