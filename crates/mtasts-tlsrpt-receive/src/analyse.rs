@@ -97,40 +97,66 @@ pub struct PathsRun {
     pub unreadable: Vec<SourceError>,
 }
 
+/// How many inputs [`ingest_paths`] takes through the pipeline at once by default.
+pub const DEFAULT_IN_FLIGHT: usize = 4;
+
+/// The most inputs [`ingest_paths`] may take through the pipeline at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+
 /// Takes every input under `paths` (files, mbox files, Maildirs, directories) through the
-/// pipeline, one at a time, in a stable order, calling `progress` after each. A store error
-/// ends the run (what was stored so far stays stored; a rerun makes it duplicates).
+/// pipeline, up to `in_flight` at once (clamped to 1..=[`MAX_IN_FLIGHT`]): while one is being
+/// stored, the next ones are parsed and their DKIM keys looked up. Memory is bounded by
+/// `in_flight` inputs of at most `max_input_bytes` each (plus what reading one mbox needs).
+/// Results, progress and counts come in the stable order of the inputs; `progress` is called
+/// after each. A store error ends the run (what was stored so far stays stored; a rerun makes
+/// it duplicates). Each input is still stored by its own transactions, so a crash at any
+/// moment leaves every report stored whole or not at all.
 pub async fn ingest_paths(
     ingester: &Ingester,
     paths: &[std::path::PathBuf],
+    in_flight: usize,
     mut progress: impl FnMut(Step<'_>),
 ) -> Result<PathsRun, StoreError> {
+    use futures_util::stream::{self, StreamExt};
+
     let mut run = PathsRun::default();
     let max = ingester.limits().max_input_bytes;
-    for item in Sources::new(paths, max) {
-        let input = match item {
-            Ok(i) => i,
+    let mut unreadable = Vec::new();
+    let inputs = stream::iter(Sources::new(paths, max)).map(|item| async move {
+        match item {
+            Ok(input) => {
+                let arrival = ingester
+                    .ingest(&Delivery {
+                        bytes: &input.bytes,
+                        via: Via::File,
+                        origin: &input.origin,
+                        too_large: input.too_large,
+                        received_at: std::time::SystemTime::now().into(),
+                    })
+                    .await;
+                Ok((input.origin, input.bytes.len(), arrival))
+            }
+            Err(e) => Err(e),
+        }
+    });
+    let mut results = inputs.buffered(in_flight.clamp(1, MAX_IN_FLIGHT));
+    while let Some(r) = results.next().await {
+        match r {
+            Ok((origin, bytes, arrival)) => {
+                let arrival = arrival?;
+                run.counts.add(&arrival);
+                progress(Step::Done {
+                    origin: &origin,
+                    bytes,
+                    arrival: &arrival,
+                });
+            }
             Err(e) => {
                 progress(Step::Unreadable(&e));
-                run.unreadable.push(e);
-                continue;
+                unreadable.push(e);
             }
-        };
-        let arrival = ingester
-            .ingest(&Delivery {
-                bytes: &input.bytes,
-                via: Via::File,
-                origin: &input.origin,
-                too_large: input.too_large,
-                received_at: std::time::SystemTime::now().into(),
-            })
-            .await?;
-        run.counts.add(&arrival);
-        progress(Step::Done {
-            origin: &input.origin,
-            bytes: input.bytes.len(),
-            arrival: &arrival,
-        });
+        }
     }
+    run.unreadable = unreadable;
     Ok(run)
 }

@@ -125,6 +125,10 @@ pub(crate) struct IngestArgs {
     /// No progress bar (it is shown only on a terminal anyway)
     #[arg(long)]
     pub no_progress: bool,
+    /// Inputs taken through the pipeline at once (1-64): while one is stored, the next are
+    /// parsed and verified; memory grows by one input of at most --max-input-bytes each
+    #[arg(long, value_name = "N", default_value_t = analyse::DEFAULT_IN_FLIGHT as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub in_flight: u16,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]
@@ -322,17 +326,23 @@ pub(crate) fn ingest(a: IngestArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             pb
         });
         let mut unreadable = Vec::new();
-        let result = analyse::ingest_paths(&ingester, &a.paths, |step| match step {
-            Step::Done { bytes, origin, .. } => {
-                if let Some(pb) = &bar {
-                    pb.inc(1);
-                    pb.set_message(escape(origin).into_owned());
-                    let _ = bytes;
-                }
-            }
-            Step::Unreadable(e) => unreadable.push(e.to_string()),
-        })
-        .await;
+        let result =
+            analyse::ingest_paths(
+                &ingester,
+                &a.paths,
+                usize::from(a.in_flight),
+                |step| match step {
+                    Step::Done { bytes, origin, .. } => {
+                        if let Some(pb) = &bar {
+                            pb.inc(1);
+                            pb.set_message(escape(origin).into_owned());
+                            let _ = bytes;
+                        }
+                    }
+                    Step::Unreadable(e) => unreadable.push(e.to_string()),
+                },
+            )
+            .await;
         if let Some(pb) = &bar {
             pb.finish_and_clear();
         }
