@@ -815,7 +815,15 @@ impl ImapIngester {
                     break w;
                 }
             };
-            eprintln!("DEBUG wake {}", match &wake { Wake::NewMail => "new".to_string(), Wake::Reissue => "reissue".into(), Wake::Stop => "stop".into(), Wake::Lost(m) => format!("lost {m}") });
+            eprintln!(
+                "DEBUG wake {}",
+                match &wake {
+                    Wake::NewMail => "new".to_string(),
+                    Wake::Reissue => "reissue".into(),
+                    Wake::Stop => "stop".into(),
+                    Wake::Lost(m) => format!("lost {m}"),
+                }
+            );
             match wake {
                 Wake::Lost(message) => {
                     return Err(ImapError::Imap {
@@ -1463,7 +1471,7 @@ async fn read_line(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, St
 
 fn parse_line(line: &[u8]) -> Result<Response<'_>, String> {
     match Response::parse(line) {
-        Ok((rest, r)) if rest.is_empty() => Ok(r),
+        Ok(([], r)) => Ok(r),
         _ => Err(format!(
             "cannot read the server's line {:?}",
             String::from_utf8_lossy(&line[..line.len().min(200)])

@@ -26,7 +26,7 @@ fn mbox_yields_each_message_unquoting_from_lines() {
         "From a@example Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody 1\n>From the start\n\nFrom b@example Mon Jan  1 00:00:01 2024\nSubject: two\n\nbody 2\n>>From quoted twice\n",
     )
     .expect("write");
-    let got = all(&[mbox.clone()], 1 << 20);
+    let got = all(std::slice::from_ref(&mbox), 1 << 20);
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(
         String::from_utf8_lossy(&got[0].bytes),
@@ -84,7 +84,7 @@ fn maildir_and_nested_directories_in_name_order() {
     std::fs::write(d.join(".hidden.json"), "{}").expect("write");
     std::fs::create_dir_all(d.join("c/d")).expect("nested");
     std::fs::write(d.join("c/d/e.json.gz"), [0x1f, 0x8b]).expect("write");
-    let got = all(&[d.clone()], 1 << 20);
+    let got = all(std::slice::from_ref(&d), 1 << 20);
     let names: Vec<String> = got
         .iter()
         .map(|i| {
