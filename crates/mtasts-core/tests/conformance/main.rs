@@ -12,6 +12,7 @@ mod fetch;
 mod interop;
 mod mx;
 mod policy;
+mod publish;
 mod record_sts;
 mod record_tlsrpt;
 mod report;
