@@ -66,7 +66,7 @@ done
 
 mkdir -p logs
 summary="logs/summary.tsv"
-printf 'target\texecs\texec_per_s\tcov\tft\tcorpus\tseconds\tresult\n' >"$summary"
+printf 'target\texecs\texec_per_s\tcov\tft\tcorpus_units/files\tseconds\tresult\n' >"$summary"
 failed=0
 
 for t in "${targets[@]}"; do
@@ -96,7 +96,9 @@ for t in "${targets[@]}"; do
     status="$(grep -E '^#[0-9]+' "$log" | grep 'cov:' | tail -1 || true)"
     cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$status")"
     ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$status")"
-    size="$(ls "$corpus" | wc -l)"
+    units="$(sed -n 's/.* corp: \([0-9]*\)\/.*/\1/p' <<<"$status")"
+    # libFuzzer's own corpus (units kept in memory) / files in the corpus directory.
+    size="${units:-?}/$(ls "$corpus" | wc -l)"
     new="$(comm -13 <(echo "$before") <(ls "$artifacts" | sort) | grep -v '^$' || true)"
 
     if [[ -n "$new" ]]; then

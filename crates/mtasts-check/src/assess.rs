@@ -7,6 +7,10 @@
 //! ([`mtasts_core::sts::fetch`]), the policy ([`lint_policy`]), coverage ([`coverage`]) and
 //! how a sender applies the policy to each MX attempt ([`apply`]).
 
+use mtasts_core::dane::{
+    self, ChainVerdict, Decision, HostAssessment, HostOutcome, Lookup, PreDane, Precedence,
+    RecordMatch, authenticate, match_records, names_host, precedence,
+};
 use mtasts_core::sts::apply::{Delivery, StarttlsOutcome, apply};
 use mtasts_core::sts::fetch::{
     FetchLimits, TransportProblem, check_declared_length, check_media_type, check_received,
@@ -22,7 +26,8 @@ use mtasts_core::{Diagnostic, Finding, Severity};
 use serde::Serialize;
 
 use crate::findings::{
-    Absence, CertFinding, CertSide, FetchFinding, MxFinding, RecordFinding, SmtpFinding, Stakes,
+    Absence, CertFinding, CertSide, DaneFinding, FetchFinding, MxFinding, RecordFinding,
+    SmtpFinding, Stakes,
 };
 use crate::obs::{
     AddressLookup, FetchStage, MxLookup, Observations, PolicyFetch, SmtpProbe, SmtpStage,
@@ -136,8 +141,60 @@ pub struct DomainReport {
     pub worst: Option<Severity>,
     /// Every finding, in the order checked.
     pub findings: Vec<Finding>,
+    /// What a DANE sender makes of the domain, when the DANE lookups were made.
+    pub dane: Option<DaneReport>,
     /// What the probes saw.
     pub observations: Observations,
+}
+
+/// What a sender that does DANE (RFC 7672) makes of the domain, beside the MTA-STS verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct DaneReport {
+    /// The core's decision for the domain.
+    pub decision: Decision,
+    /// What a sender doing both DANE and MTA-STS applies (RFC 8461 §2): what `mtasts daemon`
+    /// tells Postfix in a zone with `dane = "on"`.
+    pub applies: Precedence,
+    /// Each MX host's outcome (RFC 7672 §2.2).
+    pub hosts: Vec<HostAssessment>,
+    /// Each probed address of a host with DNSSEC-validated TLSA records, against them.
+    pub addresses: Vec<AddressDane>,
+    /// What a DANE sender does, in one line.
+    pub summary: String,
+}
+
+/// One MX address against its host's TLSA records.
+#[derive(Clone, Debug, Serialize)]
+pub struct AddressDane {
+    /// The MX host.
+    pub host: String,
+    /// The address probed.
+    pub address: std::net::SocketAddr,
+    /// What a DANE sender makes of it.
+    #[serde(flatten)]
+    pub result: AddressResult,
+}
+
+/// What a DANE sender makes of one MX address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum AddressResult {
+    /// Authenticated by a TLSA record: delivered.
+    Authenticated {
+        /// The record.
+        record: String,
+        /// How it matched.
+        how: String,
+    },
+    /// TLS, no authentication needed (every record unusable): delivered.
+    Encrypted,
+    /// Refused: the certificate matches no usable record (RFC 7672 §3.2).
+    Refused,
+    /// Refused: no TLS session (RFC 7672 §2.2.3).
+    NoTls {
+        /// What happened instead.
+        reason: String,
+    },
 }
 
 impl DomainReport {
@@ -377,16 +434,6 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
                 &subject,
             );
         }
-        if !host.tlsa.is_empty() {
-            f.add(
-                &MxFinding::DaneTlsa {
-                    host: host.name.clone(),
-                    count: host.tlsa.len(),
-                    authentic: host.tlsa_authentic,
-                },
-                &subject,
-            );
-        }
         for probe in &host.smtp {
             judge_smtp(&host.name, &d, probe, stakes, s, &mut f);
         }
@@ -405,6 +452,9 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
             f.add(&c, "policy");
         }
     }
+
+    // ---- DANE (RFC 7672), and what it leaves for MTA-STS (RFC 8461 §2)
+    let dane = judge_dane(&obs, mode == Some(Mode::Enforce), record_published, &mut f);
 
     let verdict_outcome = verdict(&obs, &state);
     let categories = categories(&obs, &state, &f);
@@ -434,8 +484,291 @@ pub fn assess(obs: Observations, s: &AssessSettings) -> DomainReport {
         categories,
         worst,
         findings: f.0,
+        dane,
         observations: obs,
     }
+}
+
+/// Why a probe of a DANE host did not get TLS, for people.
+fn no_tls_reason(p: &SmtpProbe) -> String {
+    if p.starttls_offered == Some(false) {
+        return "STARTTLS is not offered".to_owned();
+    }
+    match &p.failure {
+        Some(fail) => format!("{}: {}", stage_name(fail.stage), fail.reason),
+        None => "no TLS session was established".to_owned(),
+    }
+}
+
+/// The DANE judgement (RFC 7672) from the DANE evidence and each MX address's certificate:
+/// the core decides the domain ([`dane::assess`]) and matches each chain
+/// ([`authenticate`]); this adds the findings and the one-line summary.
+fn judge_dane(
+    obs: &Observations,
+    sts_enforced: bool,
+    sts_published: bool,
+    f: &mut Findings,
+) -> Option<DaneReport> {
+    let e = obs.dane.as_ref()?;
+    let a = dane::assess(e);
+    let d = &obs.ascii;
+    let dsubject = format!("{d} DANE");
+    let mx_secure = a.mx_security == Some(dane::Security::Secure);
+    if let Lookup::Failed { error } = &e.mx {
+        f.add(
+            &DaneFinding::LookupFailed {
+                host: d.clone(),
+                reason: error.to_string(),
+            },
+            &dsubject,
+        );
+    }
+    let mut addresses = Vec::new();
+    for (he, ha) in e.hosts.iter().zip(&a.hosts) {
+        let subject = format!("MX {}", ha.host);
+        let records: Vec<dane::Tlsa> = ha.records.iter().map(|(r, _)| r.clone()).collect();
+        match &ha.outcome {
+            HostOutcome::LookupError { error } => f.add(
+                &DaneFinding::LookupFailed {
+                    host: ha.host.clone(),
+                    reason: error.to_string(),
+                },
+                &subject,
+            ),
+            HostOutcome::PreDane { why } => {
+                let published = he.tlsa.iter().find_map(|(_, l)| match l {
+                    Lookup::Found { records, .. } => Some(records.len()),
+                    _ => None,
+                });
+                if let Some(count) = published {
+                    f.add(
+                        &DaneFinding::TlsaInsecure {
+                            host: ha.host.clone(),
+                            count,
+                            addresses_secure: *why != PreDane::InsecureAddresses,
+                        },
+                        &subject,
+                    );
+                }
+            }
+            HostOutcome::Usable | HostOutcome::AllUnusable => {
+                for (r, unusable) in &ha.records {
+                    if let Some(why) = unusable {
+                        f.add(
+                            &DaneFinding::TlsaUnusable {
+                                record: r.to_string(),
+                                why: why.to_string(),
+                            },
+                            &subject,
+                        );
+                    }
+                }
+                if ha.outcome == HostOutcome::AllUnusable {
+                    f.add(
+                        &DaneFinding::NoUsableTlsa {
+                            host: ha.host.clone(),
+                        },
+                        &subject,
+                    );
+                }
+                let probes = obs
+                    .mx_hosts
+                    .iter()
+                    .filter(|h| h.name == ha.host)
+                    .flat_map(|h| h.smtp.iter());
+                for p in probes {
+                    let asubject = format!("MX {} [{}]", ha.host, p.address);
+                    let result = match &p.tls {
+                        None => {
+                            let reason = no_tls_reason(p);
+                            f.add(
+                                &DaneFinding::TlsRequired {
+                                    host: ha.host.clone(),
+                                    reason: reason.clone(),
+                                },
+                                &asubject,
+                            );
+                            AddressResult::NoTls { reason }
+                        }
+                        Some(_) if ha.outcome == HostOutcome::AllUnusable => {
+                            AddressResult::Encrypted
+                        }
+                        Some(t) => {
+                            let chain = t.presented();
+                            let names =
+                                t.chain.first().map(|c| c.names.clone()).unwrap_or_default();
+                            // DANE-TA(2) reference identifiers: the MX host, and with a secure
+                            // MX RRset the next-hop domain (RFC 7672 §3.2.2).
+                            let named = names_host(&names, &ha.host)
+                                || (mx_secure && names_host(&names, d));
+                            match authenticate(&records, &chain, named) {
+                                ChainVerdict::Authenticated { record, how } => {
+                                    let r = records
+                                        .get(record)
+                                        .map(ToString::to_string)
+                                        .unwrap_or_default();
+                                    let mnemonic = records
+                                        .get(record)
+                                        .map(dane::Tlsa::mnemonic)
+                                        .unwrap_or_default();
+                                    let how = match how {
+                                        RecordMatch::TrustAnchor { depth } => {
+                                            format!("{mnemonic}, trust anchor at depth {depth}")
+                                        }
+                                        _ => mnemonic,
+                                    };
+                                    f.add(
+                                        &DaneFinding::Match {
+                                            record: r.clone(),
+                                            how: how.clone(),
+                                        },
+                                        &asubject,
+                                    );
+                                    AddressResult::Authenticated { record: r, how }
+                                }
+                                _ => {
+                                    let ta_name_mismatch = match_records(&records, &chain)
+                                        .iter()
+                                        .any(|m| matches!(m, RecordMatch::TrustAnchor { .. }));
+                                    f.add(
+                                        &DaneFinding::Mismatch {
+                                            host: ha.host.clone(),
+                                            names,
+                                            ta_name_mismatch,
+                                        },
+                                        &asubject,
+                                    );
+                                    AddressResult::Refused
+                                }
+                            }
+                        }
+                    };
+                    addresses.push(AddressDane {
+                        host: ha.host.clone(),
+                        address: p.address,
+                        result,
+                    });
+                }
+            }
+            HostOutcome::NoAddress => {}
+        }
+    }
+    match &a.decision {
+        Decision::Mandatory => f.add(
+            &DaneFinding::Mandatory {
+                domain: d.clone(),
+                sts: sts_published,
+            },
+            &dsubject,
+        ),
+        Decision::Opportunistic { insecure_mx: true } => {
+            f.add(&DaneFinding::InsecureMx { domain: d.clone() }, &dsubject);
+        }
+        Decision::Opportunistic { insecure_mx: false } => {
+            let with: Vec<String> = a
+                .hosts
+                .iter()
+                .filter(|h| matches!(h.outcome, HostOutcome::Usable | HostOutcome::AllUnusable))
+                .map(|h| h.host.clone())
+                .collect();
+            let without: Vec<String> = a
+                .hosts
+                .iter()
+                .filter(|h| matches!(h.outcome, HostOutcome::PreDane { .. }))
+                .map(|h| h.host.clone())
+                .collect();
+            if !without.is_empty() {
+                f.add(&DaneFinding::Partial { with, without }, &dsubject);
+            }
+        }
+        Decision::Delay { .. } | Decision::NotApplicable { .. } => {}
+    }
+    let applies = precedence(&a.decision, sts_enforced);
+    let summary = dane_summary(&a.decision, &applies, &addresses, &a.hosts);
+    Some(DaneReport {
+        decision: a.decision,
+        applies,
+        hosts: a.hosts,
+        addresses,
+        summary,
+    })
+}
+
+fn dane_summary(
+    decision: &Decision,
+    applies: &Precedence,
+    addresses: &[AddressDane],
+    hosts: &[HostAssessment],
+) -> String {
+    match decision {
+        Decision::NotApplicable { reason } => {
+            return format!("DANE does not apply ({reason}): MTA-STS decides alone");
+        }
+        Decision::Delay { reason, .. } => {
+            let tail = if *applies == Precedence::MtaSts {
+                "; the MX records are not DNSSEC-validated, so a sender doing MTA-STS too applies its enforce policy"
+            } else {
+                ""
+            };
+            return format!("DANE senders defer mail: {reason}{tail}");
+        }
+        _ => {}
+    }
+    let at = |a: &AddressDane| format!("{} [{}]", a.host, a.address.ip());
+    let ok: Vec<String> = addresses
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.result,
+                AddressResult::Authenticated { .. } | AddressResult::Encrypted
+            )
+        })
+        .map(at)
+        .collect();
+    let refused: Vec<String> = addresses
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.result,
+                AddressResult::Refused | AddressResult::NoTls { .. }
+            )
+        })
+        .map(at)
+        .collect();
+    let pre_dane: Vec<&str> = hosts
+        .iter()
+        .filter(|h| matches!(h.outcome, HostOutcome::PreDane { .. }))
+        .map(|h| h.host.as_str())
+        .collect();
+    let mut parts = Vec::new();
+    if !ok.is_empty() {
+        parts.push(format!(
+            "deliver to {} over DANE-authenticated TLS",
+            ok.join(", ")
+        ));
+    }
+    if !refused.is_empty() {
+        parts.push(format!("refuse {}", refused.join(", ")));
+    }
+    if !pre_dane.is_empty() {
+        parts.push(format!(
+            "use opportunistic TLS with {}",
+            pre_dane.join(", ")
+        ));
+    }
+    let mut s = if ok.is_empty() && pre_dane.is_empty() && !refused.is_empty() {
+        format!("DANE senders defer mail: they {}", parts.join("; "))
+    } else if parts.is_empty() {
+        "DANE senders use the TLSA records of the MX hosts".to_owned()
+    } else {
+        format!("DANE senders {}", parts.join("; "))
+    };
+    if *applies == Precedence::MtaSts {
+        s.push_str(
+            " (the MX records are not DNSSEC-validated, so a sender doing MTA-STS too applies its enforce policy instead)",
+        );
+    }
+    s
 }
 
 /// Judges the fetch. Returns the policy (when the body parses) and, when a sender could not

@@ -7,7 +7,9 @@
 use mtasts_core::rfc::RfcRef;
 use mtasts_core::{Catalogue, Severity};
 
-use crate::findings::{CertFinding, FetchFinding, MxFinding, RecordFinding, SmtpFinding};
+use crate::findings::{
+    CertFinding, DaneFinding, FetchFinding, MxFinding, RecordFinding, SmtpFinding,
+};
 
 /// One row of the catalogue: a code at one severity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +86,7 @@ pub fn entries() -> Vec<Entry> {
     collect::<policy::CoverageFinding>(&mut all);
     collect::<MxFinding>(&mut all);
     collect::<SmtpFinding>(&mut all);
+    collect::<DaneFinding>(&mut all);
     collect::<rpt::SelectError>(&mut all);
     collect::<rpt::RecordError>(&mut all);
     collect::<rpt::RecordWarning>(&mut all);

@@ -1,10 +1,13 @@
 //! The checker's DNS observations, through the workspace's one DNS edge
-//! ([`mtasts_net::dns`]): the TXT, MX (null MX, implicit MX), A/AAAA (noting CNAMEs) and TLSA
-//! lookups as [`crate::obs`] records, and the AD flag.
+//! ([`mtasts_net::dns`]): the TXT, MX (null MX, implicit MX) and A/AAAA (noting CNAMEs)
+//! lookups as [`crate::obs`] records, and the DANE evidence (MX, addresses, TLSA with their AD
+//! flags).
 
-use mtasts_core::dane::Tlsa;
+use std::sync::Arc;
+
+use mtasts_core::dane::{Evidence, Lookup, Tlsa};
 use mtasts_core::dns::DnsErrorKind;
-use mtasts_net::dns::{DnsLookup, QueryType};
+use mtasts_net::dns::{DnsLookup, dane_evidence};
 
 use crate::obs::{AddressLookup, MxLookup, TxtLookup};
 
@@ -89,15 +92,19 @@ pub async fn addresses(dns: &dyn DnsLookup, host: &str) -> (AddressLookup, Optio
     }
 }
 
-/// `_25._tcp.<host>` TLSA records (RFC 7672) and whether they are DNSSEC-authenticated (the
-/// AD flag, asked for explicitly when the answer did not carry it).
-pub async fn tlsa(dns: &dyn DnsLookup, host: &str) -> (Vec<Tlsa>, bool) {
-    let name = Tlsa::smtp_name(host);
-    match dns.tlsa(&name).await {
-        Ok(a) => {
-            let authentic = a.authentic || dns.authenticated(&name, QueryType::Tlsa).await;
-            (a.records, authentic)
+/// The DANE evidence for `domain` as a sender collects it ([`dane_evidence`]), plus, for a
+/// host whose addresses are not DNSSEC-validated (where a sender does not look), its TLSA
+/// records all the same, so the owner learns that they are ignored.
+pub async fn dane(dns: &Arc<dyn DnsLookup>, domain: &str) -> Evidence {
+    let mut e = dane_evidence(dns, domain).await;
+    for h in &mut e.hosts {
+        if h.tlsa.is_empty() && matches!(h.addresses, Lookup::Found { .. }) {
+            let name = Tlsa::smtp_name(&h.host);
+            let lookup = dns.tlsa_dnssec(&name).await;
+            if matches!(lookup, Lookup::Found { .. }) {
+                h.tlsa.push((name, lookup));
+            }
         }
-        Err(_) => (Vec::new(), false),
     }
+    e
 }

@@ -828,15 +828,6 @@ pub enum MxFinding {
     },
     /// The MX answer carried the AD flag.
     DnssecSigned,
-    /// TLSA records at `_25._tcp.<host>`.
-    DaneTlsa {
-        /// The host.
-        host: String,
-        /// How many.
-        count: usize,
-        /// Whether DNSSEC-authenticated.
-        authentic: bool,
-    },
 }
 
 impl fmt::Display for MxFinding {
@@ -864,19 +855,6 @@ impl fmt::Display for MxFinding {
             MxFinding::DnssecSigned => {
                 f.write_str("the answer carried the AD flag (DNSSEC-validated)")
             }
-            MxFinding::DaneTlsa {
-                host,
-                count,
-                authentic,
-            } => write!(
-                f,
-                "{count} TLSA record(s) at _25._tcp.{host}{}",
-                if *authentic {
-                    " (DNSSEC-validated)"
-                } else {
-                    " (not DNSSEC-validated: DANE senders ignore them)"
-                }
-            ),
         }
     }
 }
@@ -894,14 +872,11 @@ impl Diagnostic for MxFinding {
             MxFinding::HostLookupFailed { .. } => "mx.host-lookup-failed",
             MxFinding::Cname { .. } => "mx.cname",
             MxFinding::DnssecSigned => "dnssec.signed",
-            MxFinding::DaneTlsa { .. } => "dane.tlsa",
         }
     }
     fn severity(&self) -> Severity {
         match self {
-            MxFinding::Null | MxFinding::DnssecSigned | MxFinding::DaneTlsa { .. } => {
-                Severity::Info
-            }
+            MxFinding::Null | MxFinding::DnssecSigned => Severity::Info,
             MxFinding::Implicit { .. } | MxFinding::Cname { .. } => Severity::Warning,
             _ => Severity::Error,
         }
@@ -911,7 +886,6 @@ impl Diagnostic for MxFinding {
             MxFinding::Null => RfcRef::new(7505, ""),
             MxFinding::Cname { .. } => RfcRef::new(2181, "10.3"),
             MxFinding::DnssecSigned => RfcRef::sts("2"),
-            MxFinding::DaneTlsa { .. } => RfcRef::new(7672, ""),
             _ => RfcRef::new(5321, "5.1"),
         }
     }
@@ -937,9 +911,6 @@ impl Diagnostic for MxFinding {
                 "point the MX record at the canonical host name, or make {host}'s certificate name {host}"
             ),
             MxFinding::DnssecSigned => "consider DANE (RFC 7672) beside MTA-STS".into(),
-            MxFinding::DaneTlsa { .. } => {
-                "keep TLSA records in step with certificate rollovers".into()
-            }
         }
     }
 }
@@ -970,11 +941,6 @@ impl Catalogue for MxFinding {
                 target: "mx.provider.example".into(),
             },
             MxFinding::DnssecSigned,
-            MxFinding::DaneTlsa {
-                host,
-                count: 1,
-                authentic: true,
-            },
         ]
     }
     fn meaning(&self) -> &'static str {
@@ -996,9 +962,6 @@ impl Catalogue for MxFinding {
             }
             MxFinding::DnssecSigned => {
                 "The MX answer carried the AD flag: the zone is DNSSEC-signed and validated."
-            }
-            MxFinding::DaneTlsa { .. } => {
-                "An MX host publishes TLSA records: DANE-capable senders use them instead of MTA-STS."
             }
         }
     }
@@ -1255,6 +1218,323 @@ impl Catalogue for SmtpFinding {
             }
             SmtpFinding::RcptRejected { .. } => {
                 "The MX did not accept RCPT TO:<postmaster@domain>."
+            }
+        }
+    }
+}
+
+/// DANE (RFC 7672): what a sender that validates DNSSEC makes of the domain's TLSA records, and
+/// each MX address's certificate against them. DANE senders act on these whether or not the
+/// domain publishes MTA-STS, and give DANE precedence where both apply (RFC 8461 §2), so the
+/// severities do not depend on [`Stakes`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DaneFinding {
+    /// Every MX host has DNSSEC-validated, usable TLSA records under a secure MX RRset.
+    Mandatory {
+        /// The domain.
+        domain: String,
+        /// Whether an MTA-STS policy is published too.
+        sts: bool,
+    },
+    /// Some MX hosts have secure TLSA records, others none.
+    Partial {
+        /// The hosts with secure TLSA records.
+        with: Vec<String>,
+        /// The hosts without.
+        without: Vec<String>,
+    },
+    /// TLSA records, but the MX RRset is not DNSSEC-validated.
+    InsecureMx {
+        /// The domain.
+        domain: String,
+    },
+    /// A DNSSEC lookup failed (SERVFAIL, bogus, timeout).
+    LookupFailed {
+        /// The MX host, or the domain for its MX lookup.
+        host: String,
+        /// What failed.
+        reason: String,
+    },
+    /// TLSA records DANE senders ignore: not DNSSEC-validated, or under addresses that are not.
+    TlsaInsecure {
+        /// The MX host.
+        host: String,
+        /// How many records.
+        count: usize,
+        /// The host's addresses are validated (so the TLSA answer itself is not).
+        addresses_secure: bool,
+    },
+    /// A secure TLSA record an SMTP client cannot use.
+    TlsaUnusable {
+        /// The record.
+        record: String,
+        /// Why.
+        why: String,
+    },
+    /// Every secure TLSA record of a host is unusable.
+    NoUsableTlsa {
+        /// The MX host.
+        host: String,
+    },
+    /// The certificate presented matches a usable TLSA record.
+    Match {
+        /// The record.
+        record: String,
+        /// How (`DANE-EE`, or `DANE-TA` at a depth).
+        how: String,
+    },
+    /// No usable TLSA record matches the certificate presented.
+    Mismatch {
+        /// The MX host.
+        host: String,
+        /// The leaf's names.
+        names: Vec<String>,
+        /// A DANE-TA(2) record matched a certificate of the chain, but the server certificate
+        /// names neither the MX host nor the domain.
+        ta_name_mismatch: bool,
+    },
+    /// A host with secure TLSA records, reached without TLS.
+    TlsRequired {
+        /// The MX host.
+        host: String,
+        /// What happened instead.
+        reason: String,
+    },
+}
+
+impl fmt::Display for DaneFinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaneFinding::Mandatory { domain, sts } => write!(
+                f,
+                "every MX host of {domain} has DNSSEC-validated, usable TLSA records: DANE senders authenticate each by them{}",
+                if *sts {
+                    " and do not apply the MTA-STS policy"
+                } else {
+                    ""
+                }
+            ),
+            DaneFinding::Partial { with, without } => write!(
+                f,
+                "DANE for {} only: DANE senders use pre-DANE opportunistic TLS with {}",
+                with.join(", "),
+                without.join(", ")
+            ),
+            DaneFinding::InsecureMx { domain } => write!(
+                f,
+                "the MX records of {domain} are not DNSSEC-validated, so DANE need not apply: senders may use the MX hosts' TLSA records but cannot require them"
+            ),
+            DaneFinding::LookupFailed { host, reason } => write!(
+                f,
+                "the DNSSEC lookup for {host} failed ({reason}): DANE senders treat it as unreachable, and defer mail when no other MX host can be used"
+            ),
+            DaneFinding::TlsaInsecure {
+                host,
+                count,
+                addresses_secure,
+            } => write!(
+                f,
+                "{count} TLSA record(s) at _25._tcp.{host}, but {}: DANE senders ignore them",
+                if *addresses_secure {
+                    "they are not DNSSEC-validated"
+                } else {
+                    "the host's addresses are not DNSSEC-validated"
+                }
+            ),
+            DaneFinding::TlsaUnusable { record, why } => {
+                write!(f, "TLSA record {record} is unusable: {why}")
+            }
+            DaneFinding::NoUsableTlsa { host } => write!(
+                f,
+                "every TLSA record of {host} is unusable: DANE senders require TLS but cannot authenticate the server"
+            ),
+            DaneFinding::Match { record, how } => {
+                write!(f, "the certificate matches TLSA record {record} ({how})")
+            }
+            DaneFinding::Mismatch {
+                host,
+                names,
+                ta_name_mismatch,
+            } => {
+                if *ta_name_mismatch {
+                    write!(
+                        f,
+                        "a DANE-TA record matches the chain, but the certificate names {}, not {host}: DANE senders refuse this MX",
+                        names.join(", ")
+                    )
+                } else {
+                    write!(
+                        f,
+                        "no usable TLSA record of {host} matches the certificate presented: DANE senders refuse this MX"
+                    )
+                }
+            }
+            DaneFinding::TlsRequired { host, reason } => write!(
+                f,
+                "{host} publishes DNSSEC-validated TLSA records, but {reason}: DANE senders deliver to it only over TLS"
+            ),
+        }
+    }
+}
+
+impl Diagnostic for DaneFinding {
+    fn code(&self) -> &'static str {
+        match self {
+            DaneFinding::Mandatory { .. } => "dane.mandatory",
+            DaneFinding::Partial { .. } => "dane.partial",
+            DaneFinding::InsecureMx { .. } => "dane.insecure-mx",
+            DaneFinding::LookupFailed { .. } => "dane.lookup-failed",
+            DaneFinding::TlsaInsecure { .. } => "dane.tlsa-insecure",
+            DaneFinding::TlsaUnusable { .. } => "dane.tlsa-unusable",
+            DaneFinding::NoUsableTlsa { .. } => "dane.no-usable-tlsa",
+            DaneFinding::Match { .. } => "dane.match",
+            DaneFinding::Mismatch { .. } => "dane.mismatch",
+            DaneFinding::TlsRequired { .. } => "dane.tls-required",
+        }
+    }
+    fn severity(&self) -> Severity {
+        match self {
+            DaneFinding::Mandatory { .. } | DaneFinding::Match { .. } => Severity::Info,
+            DaneFinding::Partial { .. }
+            | DaneFinding::InsecureMx { .. }
+            | DaneFinding::TlsaInsecure { .. }
+            | DaneFinding::TlsaUnusable { .. }
+            | DaneFinding::NoUsableTlsa { .. } => Severity::Warning,
+            DaneFinding::LookupFailed { .. }
+            | DaneFinding::Mismatch { .. }
+            | DaneFinding::TlsRequired { .. } => Severity::Error,
+        }
+    }
+    fn rfc(&self) -> RfcRef {
+        match self {
+            DaneFinding::Mandatory { .. } => RfcRef::sts("2"),
+            DaneFinding::Partial { .. } | DaneFinding::InsecureMx { .. } => {
+                RfcRef::new(7672, "2.2.1")
+            }
+            DaneFinding::LookupFailed { .. } => RfcRef::new(7672, "2.1.2"),
+            DaneFinding::TlsaInsecure { .. } => RfcRef::new(7672, "2.2.2"),
+            DaneFinding::TlsaUnusable { .. } => RfcRef::new(7672, "3.1"),
+            DaneFinding::NoUsableTlsa { .. } => RfcRef::new(7672, "2.2"),
+            DaneFinding::Match { .. } | DaneFinding::Mismatch { .. } => RfcRef::new(7672, "3.2"),
+            DaneFinding::TlsRequired { .. } => RfcRef::new(7672, "2.2.3"),
+        }
+    }
+    fn location(&self) -> Location {
+        Location::Whole
+    }
+    fn hint(&self) -> String {
+        match self {
+            DaneFinding::Mandatory { .. } => {
+                "publish a TLSA record for the next key before every key rollover (RFC 7672 §4)"
+                    .into()
+            }
+            DaneFinding::Partial { without, .. } => format!(
+                "publish TLSA records for {} too, or for no MX host",
+                without.join(", ")
+            ),
+            DaneFinding::InsecureMx { domain } => {
+                format!("sign the zone of {domain} with DNSSEC, or rely on MTA-STS alone for it")
+            }
+            DaneFinding::LookupFailed { host, .. } => format!(
+                "fix the DNSSEC signatures or the name servers answering for {host} (a validating resolver answers SERVFAIL for bogus data)"
+            ),
+            DaneFinding::TlsaInsecure { host, .. } => {
+                format!("sign the zone of {host} with DNSSEC, or remove the TLSA records")
+            }
+            DaneFinding::TlsaUnusable { .. } => {
+                "publish DANE-EE(3) SPKI(1) SHA2-256(1) (\"3 1 1\") records instead".into()
+            }
+            DaneFinding::NoUsableTlsa { host } => {
+                format!("publish a \"3 1 1\" record for the key {host} presents")
+            }
+            DaneFinding::Match { .. } => "nothing to do".into(),
+            DaneFinding::Mismatch { host, .. } => format!(
+                "publish a TLSA record matching the certificate {host} presents (e.g. \"3 1 1\" of its public key), or present the certificate the records describe"
+            ),
+            DaneFinding::TlsRequired { host, .. } => {
+                format!("offer STARTTLS on {host}, or remove its TLSA records")
+            }
+        }
+    }
+}
+
+impl Catalogue for DaneFinding {
+    fn examples() -> Vec<Self> {
+        let host = "mx1.example.com".to_owned();
+        let record = "3 1 1 0000000000000000000000000000000000000000000000000000000000000000";
+        vec![
+            DaneFinding::Mandatory {
+                domain: "example.com".into(),
+                sts: true,
+            },
+            DaneFinding::Partial {
+                with: vec![host.clone()],
+                without: vec!["mx2.example.com".into()],
+            },
+            DaneFinding::InsecureMx {
+                domain: "example.com".into(),
+            },
+            DaneFinding::LookupFailed {
+                host: host.clone(),
+                reason: "SERVFAIL".into(),
+            },
+            DaneFinding::TlsaInsecure {
+                host: host.clone(),
+                count: 1,
+                addresses_secure: true,
+            },
+            DaneFinding::TlsaUnusable {
+                record: format!("1{}", &record[1..]),
+                why: "certificate usage 1 (PKIX-EE) is undefined for SMTP and treated as unusable"
+                    .into(),
+            },
+            DaneFinding::NoUsableTlsa { host: host.clone() },
+            DaneFinding::Match {
+                record: record.into(),
+                how: "DANE-EE SPKI SHA2-256".into(),
+            },
+            DaneFinding::Mismatch {
+                host: host.clone(),
+                names: vec![host.clone()],
+                ta_name_mismatch: false,
+            },
+            DaneFinding::TlsRequired {
+                host,
+                reason: "STARTTLS is not offered".into(),
+            },
+        ]
+    }
+    fn meaning(&self) -> &'static str {
+        match self {
+            DaneFinding::Mandatory { .. } => {
+                "Every MX host has usable DNSSEC-validated TLSA records: DANE senders require DANE, and DANE takes precedence over MTA-STS."
+            }
+            DaneFinding::Partial { .. } => {
+                "Only some MX hosts have DNSSEC-validated TLSA records; the others get opportunistic TLS from DANE senders."
+            }
+            DaneFinding::InsecureMx { .. } => {
+                "TLSA records exist, but the MX records are not DNSSEC-validated, so DANE cannot be required for the domain."
+            }
+            DaneFinding::LookupFailed { .. } => {
+                "A DNSSEC lookup (MX, address or TLSA) failed: DANE senders skip the host, or defer."
+            }
+            DaneFinding::TlsaInsecure { .. } => {
+                "TLSA records that are not DNSSEC-validated: senders ignore them."
+            }
+            DaneFinding::TlsaUnusable { .. } => {
+                "A TLSA record SMTP clients cannot use (PKIX usages, unknown parameters, a digest of the wrong length)."
+            }
+            DaneFinding::NoUsableTlsa { .. } => {
+                "Every TLSA record of an MX host is unusable: TLS is required, without authentication."
+            }
+            DaneFinding::Match { .. } => {
+                "An MX address's certificate matches one of its usable TLSA records."
+            }
+            DaneFinding::Mismatch { .. } => {
+                "No usable TLSA record matches an MX address's certificate: DANE senders refuse it."
+            }
+            DaneFinding::TlsRequired { .. } => {
+                "An MX host with DNSSEC-validated TLSA records was reached without TLS: DANE senders refuse to deliver in plaintext."
             }
         }
     }

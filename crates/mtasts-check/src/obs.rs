@@ -3,7 +3,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use mtasts_core::dane::Tlsa;
 use mtasts_core::dns::DnsErrorKind;
 use serde::Serialize;
 
@@ -33,6 +32,10 @@ pub struct Observations {
     pub policy_fetch: Option<PolicyFetch>,
     /// Each MX host, in preference order.
     pub mx_hosts: Vec<MxHost>,
+    /// The DANE lookups (RFC 7672): the MX RRset, each host's addresses and TLSA records, each
+    /// with the AD flag of the resolver; for a host whose addresses are not validated the TLSA
+    /// records are looked up all the same, to report them. `None` when not looked up.
+    pub dane: Option<mtasts_core::dane::Evidence>,
 }
 
 /// One TXT lookup.
@@ -141,10 +144,6 @@ pub struct MxHost {
     pub cname_target: Option<String>,
     /// Its addresses.
     pub addresses: AddressLookup,
-    /// `_25._tcp.<host>` TLSA records (DANE, RFC 7672).
-    pub tlsa: Vec<Tlsa>,
-    /// Whether the TLSA answer carried the AD flag.
-    pub tlsa_authentic: bool,
     /// The SMTP probe of each address.
     pub smtp: Vec<SmtpProbe>,
 }

@@ -113,6 +113,14 @@ pub fn write_report(
             escape(&p.id)
         )?;
     }
+    if let Some(d) = &r.dane
+        && !matches!(
+            d.decision,
+            mtasts_core::dane::Decision::NotApplicable { .. }
+        )
+    {
+        writeln!(out, "  dane     {}", escape(&d.summary))?;
+    }
     for h in &r.observations.mx_hosts {
         match &h.addresses {
             AddressLookup::Found { .. } => {}

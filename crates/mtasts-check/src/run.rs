@@ -170,11 +170,12 @@ impl Checker {
         let sts_name = format!("_mta-sts.{ascii}");
         let rpt_name = format!("_smtp._tls.{ascii}");
         let dns = self.dns.as_ref();
-        let (sts_txt, tlsrpt_txt, (mx, mx_ad), mx_ad_asked) = tokio::join!(
+        let (sts_txt, tlsrpt_txt, (mx, mx_ad), mx_ad_asked, dane) = tokio::join!(
             dns::txt(dns, &sts_name),
             dns::txt(dns, &rpt_name),
             dns::mx(dns, &ascii),
             dns.authenticated(&ascii, QueryType::Mx),
+            dns::dane(&self.dns, &ascii),
         );
         let mx_authentic = mx_ad || mx_ad_asked;
         let published = matches!(&sts_txt, TxtLookup::Found { records, .. }
@@ -220,13 +221,13 @@ impl Checker {
             mx_authentic,
             policy_fetch,
             mx_hosts,
+            dane: Some(dane),
         })
     }
 
     async fn probe_host(&self, preference: u16, name: &str, domain: &str) -> MxHost {
         let dns = self.dns.as_ref();
-        let ((addresses, cname_target), (tlsa, tlsa_authentic)) =
-            tokio::join!(dns::addresses(dns, name), dns::tlsa(dns, name));
+        let (addresses, cname_target) = dns::addresses(dns, name).await;
         let ips: Vec<IpAddr> = match &addresses {
             AddressLookup::Found { addresses } => addresses
                 .iter()
@@ -263,8 +264,6 @@ impl Checker {
             preference,
             cname_target,
             addresses,
-            tlsa,
-            tlsa_authentic,
             smtp,
         }
     }

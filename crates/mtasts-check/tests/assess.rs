@@ -6,13 +6,18 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use mtasts_check::assess::{AddressResult, DaneReport};
 use mtasts_check::assess::{AssessSettings, SenderOutcome, assess};
 use mtasts_check::init::{InitRequest, propose};
 use mtasts_check::obs::*;
 use mtasts_core::Severity;
+use mtasts_core::dane::{
+    Decision, Evidence, HostAddresses, HostEvidence, Lookup, MxRecord, Precedence, Security,
+};
 use mtasts_core::dns::{DnsError, DnsErrorKind};
 use mtasts_core::sts::fetch::TransportProblem;
 use mtasts_core::sts::policy::Mode;
+use rustls::pki_types::CertificateDer;
 
 const NOW: i64 = 1_790_000_000;
 const DAY: i64 = 86_400;
@@ -33,7 +38,13 @@ fn tls(host: &str, verdict: CertVerdict) -> TlsSession {
         cipher: "TLS13_AES_128_GCM_SHA256".into(),
         verdict,
         chain: vec![cert(&[host], NOW + 60 * DAY)],
-        chain_der: Vec::new(),
+        // The leaf's DER is "leaf" and its SubjectPublicKeyInfo "abc", whose SHA-256 is the
+        // FIPS 180-2 test vector SHA256_ABC; the issuer's SPKI is "".
+        chain_der: vec![
+            CertificateDer::from(b"leaf".to_vec()),
+            CertificateDer::from(b"issuer".to_vec()),
+        ],
+        chain_spki: vec![b"abc".to_vec(), Vec::new()],
     }
 }
 
@@ -65,8 +76,6 @@ fn host(name: &str, pref: u16, last: u8) -> MxHost {
         addresses: AddressLookup::Found {
             addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))],
         },
-        tlsa: vec![],
-        tlsa_authentic: false,
         smtp: vec![probe(name, last)],
     }
 }
@@ -116,6 +125,7 @@ fn good() -> Observations {
         mx_authentic: false,
         policy_fetch: Some(policy(ENFORCE)),
         mx_hosts: vec![host("mx1.example.com", 10, 1)],
+        dane: None,
     }
 }
 
@@ -338,4 +348,322 @@ fn init_covers_each_mx_by_the_certificate_name_that_matches_it() {
     let mut null = good();
     null.mx = MxLookup::Null;
     assert!(propose(&null, &req).is_err());
+}
+
+// ---- DANE (RFC 7672, RFC 8461 §2): the DANE evidence added to the correct enforce deployment
+
+const SHA256_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+const SHA256_EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+fn found<T>(records: T, secure: bool) -> Lookup<T> {
+    Lookup::Found {
+        records,
+        security: Security::from_ad(secure),
+        ttl: 300,
+    }
+}
+
+/// DANE evidence for example.com: the MX RRset (secure or not) and, for each MX host of
+/// `good()`, addresses (secure or not) and a TLSA lookup (`records`: presentation forms;
+/// `None`: a SERVFAIL; `Some(&[])`: a secure NXDOMAIN).
+fn evidence(mx_secure: bool, hosts: &[(&str, bool, Option<&[&str]>, bool)]) -> Evidence {
+    Evidence {
+        domain: "example.com".into(),
+        mx: found(
+            hosts
+                .iter()
+                .map(|(h, ..)| MxRecord {
+                    preference: 10,
+                    exchange: (*h).to_owned(),
+                })
+                .collect(),
+            mx_secure,
+        ),
+        hosts: hosts
+            .iter()
+            .map(|(h, addr_secure, tlsa, tlsa_secure)| {
+                let name = format!("_25._tcp.{h}");
+                let lookup = match tlsa {
+                    None => Lookup::failed(DnsErrorKind::ServFail, &name, "bogus"),
+                    Some([]) => Lookup::Absent {
+                        nxdomain: true,
+                        security: Security::Secure,
+                        ttl: 60,
+                    },
+                    Some(rs) => found(
+                        rs.iter().map(|r| r.parse().unwrap()).collect(),
+                        *tlsa_secure,
+                    ),
+                };
+                HostEvidence {
+                    host: (*h).to_owned(),
+                    addresses: found(
+                        HostAddresses {
+                            addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
+                            canonical: None,
+                        },
+                        *addr_secure,
+                    ),
+                    tlsa: vec![(name, lookup)],
+                }
+            })
+            .collect(),
+        hosts_not_examined: 0,
+    }
+}
+
+fn ee_abc() -> String {
+    format!("3 1 1 {SHA256_ABC}")
+}
+
+#[test]
+fn dane_judgement_table() {
+    let ee = ee_abc();
+    let ta = format!("2 1 1 {SHA256_EMPTY}");
+    let wrong = format!("3 1 1 {SHA256_EMPTY}");
+    let pkix = format!("1 1 1 {SHA256_ABC}");
+    type Change = Box<dyn Fn(&mut Observations)>;
+    let cases: Vec<(&str, &str, Change, &str, Vec<&str>)> = vec![
+        (
+            "dane_ee_match",
+            "RFC 7672 §3.2.1",
+            Box::new({
+                let ee = ee.clone();
+                move |o| {
+                    o.dane = Some(evidence(
+                        true,
+                        &[("mx1.example.com", true, Some(&[ee.as_str()]), true)],
+                    ))
+                }
+            }),
+            "dane-only",
+            vec![],
+        ),
+        (
+            "dane_ta_match_names_the_host",
+            "RFC 7672 §3.2.2",
+            Box::new({
+                let ta = ta.clone();
+                move |o| {
+                    o.dane = Some(evidence(
+                        true,
+                        &[("mx1.example.com", true, Some(&[ta.as_str()]), true)],
+                    ))
+                }
+            }),
+            "dane-only",
+            vec![],
+        ),
+        (
+            "dane_ta_match_wrong_name",
+            "RFC 7672 §3.2.2",
+            Box::new({
+                let ta = ta.clone();
+                move |o| {
+                    o.dane = Some(evidence(
+                        true,
+                        &[("mx1.example.com", true, Some(&[ta.as_str()]), true)],
+                    ));
+                    smtp0(o).tls.as_mut().unwrap().chain[0].names =
+                        vec!["other.example.net".into()];
+                }
+            }),
+            "dane-only",
+            vec!["dane.mismatch"],
+        ),
+        (
+            "dane_mismatch",
+            "RFC 7672 §3.2",
+            Box::new({
+                let wrong = wrong.clone();
+                move |o| {
+                    o.dane = Some(evidence(
+                        true,
+                        &[("mx1.example.com", true, Some(&[wrong.as_str()]), true)],
+                    ))
+                }
+            }),
+            "dane-only",
+            vec!["dane.mismatch"],
+        ),
+        (
+            "dane_without_starttls",
+            "RFC 7672 §2.2.3",
+            Box::new({
+                let ee = ee.clone();
+                move |o| {
+                    o.dane = Some(evidence(
+                        true,
+                        &[("mx1.example.com", true, Some(&[ee.as_str()]), true)],
+                    ));
+                    let p = smtp0(o);
+                    p.starttls_offered = Some(false);
+                    p.tls = None;
+                }
+            }),
+            "dane-only",
+            vec!["dane.tls-required", "smtp.starttls-missing"],
+        ),
+        (
+            "dane_all_unusable",
+            "RFC 7672 §3.1.3",
+            Box::new({
+                let pkix = pkix.clone();
+                move |o| {
+                    o.dane = Some(evidence(
+                        true,
+                        &[("mx1.example.com", true, Some(&[pkix.as_str()]), true)],
+                    ))
+                }
+            }),
+            "dane",
+            vec!["dane.no-usable-tlsa", "dane.tlsa-unusable"],
+        ),
+        (
+            "dane_insecure_tlsa",
+            "RFC 7672 §2.2",
+            Box::new({
+                let ee = ee.clone();
+                move |o| {
+                    o.dane = Some(evidence(
+                        true,
+                        &[("mx1.example.com", true, Some(&[ee.as_str()]), false)],
+                    ))
+                }
+            }),
+            "mta-sts",
+            vec!["dane.tlsa-insecure"],
+        ),
+        (
+            "dane_insecure_addresses",
+            "RFC 7672 §2.2.2",
+            Box::new({
+                let ee = ee.clone();
+                move |o| {
+                    o.dane = Some(evidence(
+                        false,
+                        &[("mx1.example.com", false, Some(&[ee.as_str()]), false)],
+                    ))
+                }
+            }),
+            "mta-sts",
+            vec!["dane.tlsa-insecure"],
+        ),
+        (
+            "dane_secure_denial",
+            "RFC 7672 §2.2",
+            Box::new(|o| {
+                o.dane = Some(evidence(
+                    true,
+                    &[("mx1.example.com", true, Some(&[]), true)],
+                ))
+            }),
+            "mta-sts",
+            vec![],
+        ),
+        (
+            "dane_bogus_tlsa",
+            "RFC 7672 §2.1.2",
+            Box::new(|o| o.dane = Some(evidence(true, &[("mx1.example.com", true, None, true)]))),
+            "temp",
+            vec!["dane.lookup-failed"],
+        ),
+        (
+            "dane_insecure_mx",
+            "RFC 7672 §2.2.1",
+            Box::new({
+                let ee = ee.clone();
+                move |o| {
+                    o.dane = Some(evidence(
+                        false,
+                        &[("mx1.example.com", true, Some(&[ee.as_str()]), true)],
+                    ))
+                }
+            }),
+            "mta-sts",
+            vec!["dane.insecure-mx"],
+        ),
+        (
+            "dane_partial",
+            "RFC 7672 §2.2.1",
+            Box::new({
+                let ee = ee.clone();
+                move |o| {
+                    o.mx_hosts.push(host("mx2.example.com", 20, 2));
+                    o.dane = Some(evidence(
+                        true,
+                        &[
+                            ("mx1.example.com", true, Some(&[ee.as_str()]), true),
+                            ("mx2.example.com", true, Some(&[]), true),
+                        ],
+                    ));
+                }
+            }),
+            "dane",
+            vec!["dane.partial", "sts.coverage.mx-not-covered"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, rule, change, applies, ids) in &cases {
+        let mut o = good();
+        change(&mut o);
+        let r = assess(o, &AssessSettings::at(NOW));
+        let mut want: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        let dane: &DaneReport = r.dane.as_ref().unwrap();
+        let got = match dane.applies {
+            Precedence::DaneOnly => "dane-only",
+            Precedence::Dane => "dane",
+            Precedence::TempFail { .. } => "temp",
+            Precedence::MtaSts => "mta-sts",
+        };
+        if got != *applies || r.problem_ids() != want {
+            failures.push(format!(
+                "{name} ({rule}): want {applies} {want:?}, got {got} {:?}: {}",
+                r.problem_ids(),
+                dane.summary
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn dane_match_is_reported_per_address_with_what_a_dane_sender_does() {
+    let mut o = good();
+    o.dane = Some(evidence(
+        true,
+        &[("mx1.example.com", true, Some(&[ee_abc().as_str()]), true)],
+    ));
+    let r = assess(o, &AssessSettings::at(NOW));
+    let dane = r.dane.as_ref().unwrap();
+    assert_eq!(dane.decision, Decision::Mandatory);
+    assert_eq!(
+        dane.addresses[0].result,
+        AddressResult::Authenticated {
+            record: ee_abc(),
+            how: "DANE-EE SPKI SHA2-256".into()
+        }
+    );
+    assert_eq!(
+        dane.summary,
+        "DANE senders deliver to mx1.example.com [192.0.2.1] over DANE-authenticated TLS"
+    );
+    let m = r.findings.iter().find(|f| f.code == "dane.match").unwrap();
+    assert_eq!(
+        m.subject.as_deref(),
+        Some("MX mx1.example.com [192.0.2.1:25]")
+    );
+    let mandatory = r
+        .findings
+        .iter()
+        .find(|f| f.code == "dane.mandatory")
+        .unwrap();
+    assert!(
+        mandatory
+            .message
+            .contains("do not apply the MTA-STS policy")
+    );
+    // Without DANE evidence there is no DANE report.
+    assert!(assess(good(), &AssessSettings::at(NOW)).dane.is_none());
 }

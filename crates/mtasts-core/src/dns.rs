@@ -101,6 +101,13 @@ impl fmt::Display for DnsError {
 
 impl std::error::Error for DnsError {}
 
+/// The TTL of a negative answer (NXDOMAIN or NODATA): the smaller of the TTL of the SOA
+/// record in its authority section and that SOA's MINIMUM field (RFC 2308 §5). Without an SOA
+/// the denial may not be cached at all (0).
+pub fn negative_ttl(soa: Option<(u32, u32)>) -> u32 {
+    soa.map_or(0, |(ttl, minimum)| ttl.min(minimum))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +125,13 @@ mod tests {
         ] {
             assert_eq!(k.is_negative(), negative, "{k:?}");
         }
+    }
+
+    #[test]
+    fn rfc2308_s5_negative_ttl_is_the_smaller_of_soa_ttl_and_minimum() {
+        assert_eq!(negative_ttl(Some((3600, 300))), 300);
+        assert_eq!(negative_ttl(Some((60, 300))), 60);
+        assert_eq!(negative_ttl(None), 0);
     }
 
     #[test]

@@ -182,10 +182,15 @@ pub fn to_a_label(name: &str) -> Result<String, DomainError> {
         // took seconds (found by fuzzing). No valid label is longer than 63 octets; UTS 46
         // may drop ignorable code points before that is checked, so only labels and names
         // far beyond any valid length are refused here, before the conversion.
-        if let Some(label) = trimmed
-            .split('.')
-            .find(|l| l.chars().count() > IDNA_MAX_RAW_LABEL)
-        {
+        // UTS 46 never drops an ASCII character, so an all-ASCII label (an `xn--` one) over
+        // 63 octets can be refused at once; others get the margin for ignorable code points.
+        if let Some(label) = trimmed.split('.').find(|l| {
+            if l.is_ascii() {
+                l.len() > MAX_LABEL_LEN
+            } else {
+                l.chars().count() > IDNA_MAX_RAW_LABEL
+            }
+        }) {
             return Err(DomainError::LabelTooLong {
                 label: label.to_string(),
             });

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mtasts_postfix::socketmap::{DEFAULT_MAX_REQUEST, POSTFIX_MAX_REPLY, ZoneOptions};
+use mtasts_postfix::socketmap::{DEFAULT_MAX_REQUEST, DaneMode, POSTFIX_MAX_REPLY, ZoneOptions};
 use mtasts_resolver::ResolverConfig;
 use serde::Deserialize;
 
@@ -236,6 +236,8 @@ pub struct ZoneOverrides {
     pub tlsrpt: Option<bool>,
     /// See [`ZoneOptions::temp_on_dns_failure`].
     pub temp_on_dns_failure: Option<bool>,
+    /// See [`ZoneOptions::dane`].
+    pub dane: Option<DaneMode>,
 }
 
 impl ZoneOverrides {
@@ -246,6 +248,7 @@ impl ZoneOverrides {
             require_sni: self.require_sni.unwrap_or(base.require_sni),
             tlsrpt: self.tlsrpt.unwrap_or(base.tlsrpt),
             temp_on_dns_failure: self.temp_on_dns_failure.unwrap_or(base.temp_on_dns_failure),
+            dane: self.dane.unwrap_or(base.dane),
         }
     }
 }
@@ -257,6 +260,7 @@ impl From<ZoneOptions> for ZoneOverrides {
             require_sni: Some(o.require_sni),
             tlsrpt: Some(o.tlsrpt),
             temp_on_dns_failure: Some(o.temp_on_dns_failure),
+            dane: Some(o.dane),
         }
     }
 }
@@ -440,6 +444,25 @@ impl Config {
                 .map(|(k, v)| (k.clone(), v.apply(&self.default_zone)))
                 .collect(),
         }
+    }
+}
+
+impl Config {
+    /// The map names whose zone gives DANE precedence (`dane = "on"`), `_default` for the
+    /// default zone.
+    pub fn dane_zones(&self) -> Vec<String> {
+        let t = self.zone_table();
+        let mut out: Vec<String> = Vec::new();
+        if t.default.dane == DaneMode::On {
+            out.push("_default".to_owned());
+        }
+        out.extend(
+            t.zones
+                .iter()
+                .filter(|(_, o)| o.dane == DaneMode::On)
+                .map(|(k, _)| k.clone()),
+        );
+        out
     }
 }
 

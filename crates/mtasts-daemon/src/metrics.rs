@@ -31,6 +31,8 @@ pub struct Metrics {
     outcomes: Mutex<BTreeMap<&'static str, u64>>,
     /// Skip reason → count.
     skipped: Mutex<BTreeMap<&'static str, u64>>,
+    /// DANE decision → count (lookups in zones with `dane = "on"`).
+    dane: Mutex<BTreeMap<&'static str, u64>>,
     /// Netstring error kind → count.
     protocol_errors: Mutex<BTreeMap<&'static str, u64>>,
     /// What was trimmed from a reply → count.
@@ -84,6 +86,11 @@ impl Metrics {
     }
 
     /// Counts one key answered without a lookup.
+    pub fn dane(&self, decision: &'static str) {
+        bump(&self.dane, decision);
+    }
+
+    /// Counts a key answered without a lookup.
     pub fn skipped(&self, reason: &'static str) {
         bump(&self.skipped, reason);
     }
@@ -170,6 +177,13 @@ impl Metrics {
             "Lookups by resolver outcome (enforce, testing, none, no-policy, transient, invalid, timeout).",
             "outcome",
             &self.outcomes,
+        );
+        labelled(
+            &mut out,
+            "mtasts_socketmap_dane_total",
+            "Lookups in zones with dane = \"on\" by DANE decision (mandatory, opportunistic, delay, not-applicable, timeout).",
+            "decision",
+            &self.dane,
         );
         labelled(
             &mut out,
@@ -359,6 +373,50 @@ impl Metrics {
             "gauge",
             "Domains in the in-memory cache.",
             resolver.len() as u64,
+        );
+        let d = resolver.dane_counters();
+        for (name, help, v) in [
+            (
+                "mtasts_resolver_dane_memory_hits_total",
+                "DANE lookups answered from memory.",
+                &d.memory_hits,
+            ),
+            (
+                "mtasts_resolver_dane_lookups_total",
+                "DANE assessments made (each a round of DNSSEC-status queries).",
+                &d.lookups,
+            ),
+            (
+                "mtasts_resolver_dane_coalesced_total",
+                "DANE lookups that joined one already in flight.",
+                &d.coalesced,
+            ),
+            (
+                "mtasts_resolver_dane_failures_total",
+                "DANE assessments that ended in a DNSSEC failure (deliveries wait).",
+                &d.failures,
+            ),
+            (
+                "mtasts_resolver_dane_evictions_total",
+                "DANE assessments dropped from memory to stay under capacity.",
+                &d.evictions,
+            ),
+        ] {
+            simple(&mut out, name, "counter", help, load(v));
+        }
+        simple(
+            &mut out,
+            "mtasts_resolver_dane_queries_total",
+            "counter",
+            "DNSSEC-status DNS queries sent for DANE (MX, A/AAAA, TLSA; retries included).",
+            resolver.dane_queries(),
+        );
+        simple(
+            &mut out,
+            "mtasts_resolver_dane_cached_domains",
+            "gauge",
+            "DANE assessments in memory.",
+            resolver.dane_cached() as u64,
         );
         out
     }

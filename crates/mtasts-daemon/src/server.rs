@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use mtasts_core::dane::Decision;
 use mtasts_postfix::socketmap::{
-    Decoder, LookupKey, Reply, Request, Trimmed, ZoneOptions, classify_key, policy_reply,
-    transient_reply,
+    DaneMode, Decoder, LookupKey, PolicyReply, Reply, Request, Trimmed, ZoneOptions, classify_key,
+    dane_reply, policy_reply, transient_reply,
 };
 use mtasts_resolver::{Outcome, Resolution, Resolver};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -291,6 +292,7 @@ impl Daemon {
         if let Some(m) = metrics_addr {
             tracing::info!(metrics = %metrics::describe(m), "serving metrics");
         }
+        log_dane(&config, &resolver);
         tracing::info!(
             store = resolver.store_backend(),
             cached = resolver.len(),
@@ -437,6 +439,7 @@ impl Daemon {
         current.shutdown_timeout = new.shutdown_timeout;
         let live = Arc::new(Live::from_config(&current));
         *self.shared.live.write().unwrap_or_else(|p| p.into_inner()) = live;
+        log_dane(&current, &self.shared.resolver);
         self.shared
             .metrics
             .reloads_ok
@@ -953,6 +956,35 @@ async fn write_replies<W: AsyncWrite>(
     let _ = wr.shutdown().await;
 }
 
+/// Says at start (and reload) which zones give DANE precedence, and warns when they cannot,
+/// because the resolver's AD flags are not trusted.
+pub(crate) fn log_dane(config: &Config, resolver: &Resolver) {
+    let zones = config.dane_zones();
+    if zones.is_empty() {
+        return;
+    }
+    let servers: Vec<String> = resolver
+        .dns_servers()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if resolver.dane_trusted() {
+        tracing::info!(
+            zones = %zones.join(", "),
+            resolvers = %servers.join(", "),
+            "DANE first in these zones; Postfix must have smtp_dns_support_level = dnssec"
+        );
+    } else {
+        tracing::warn!(
+            zones = %zones.join(", "),
+            resolvers = %servers.join(", "),
+            "dane = \"on\" has no effect: the AD flag of a resolver that is not on loopback is not \
+             trusted (set resolver.dane.trust_remote_ad = true only for a validating resolver \
+             reached over a trusted channel)"
+        );
+    }
+}
+
 /// Answers one request payload with the whole reply netstring.
 async fn answer(shared: Arc<Shared>, payload: Vec<u8>) -> Vec<u8> {
     let started = Instant::now();
@@ -969,23 +1001,56 @@ async fn answer(shared: Arc<Shared>, payload: Vec<u8>) -> Vec<u8> {
         }
         LookupKey::Domain(domain) => {
             m.lookups.fetch_add(1, Ordering::Relaxed);
-            match tokio::time::timeout(live.request_timeout, shared.resolver.resolve(&domain)).await
-            {
-                Ok(res) => {
+            let dane_on = opts.dane == DaneMode::On;
+            let lookups = async {
+                if dane_on {
+                    // Both at once: the MTA-STS policy and the DANE status (RFC 8461 §2).
+                    let (res, dane) = tokio::join!(
+                        shared.resolver.resolve(&domain),
+                        shared.resolver.resolve_dane(&domain, false)
+                    );
+                    (res, Some(dane))
+                } else {
+                    (shared.resolver.resolve(&domain).await, None)
+                }
+            };
+            match tokio::time::timeout(live.request_timeout, lookups).await {
+                Ok((res, dane)) => {
                     let kind = res.outcome.kind();
                     m.outcome(kind);
-                    let reply = reply_for(&res, opts, live.max_reply, m);
+                    let mut reply = reply_for(&res, opts, live.max_reply, m);
+                    if let Some(dane) = dane {
+                        let decision = dane.decision();
+                        m.dane(decision.kind());
+                        if let Decision::Delay { reason, .. } = &decision {
+                            tracing::info!(domain = %res.domain, reason, "DANE status unknown for now (DNSSEC failure)");
+                        }
+                        let sts = PolicyReply {
+                            reply,
+                            trimmed: Trimmed::Nothing,
+                            skipped_lines: 0,
+                        };
+                        reply = dane_reply(&res.domain, &decision, sts).reply;
+                    }
                     (reply, kind, source_name(&res))
                 }
                 Err(_) => {
                     m.outcome("timeout");
                     m.request_timeouts.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(domain, "the lookup took longer than request_timeout");
-                    let reply = transient_reply(
-                        &domain,
-                        "the lookup took longer than request_timeout",
-                        opts,
-                    );
+                    let reply = if dane_on {
+                        // The DANE status is unknown: never a downgrade (RFC 7672 §2.1.2).
+                        m.dane("timeout");
+                        Reply::temp(&format!(
+                            "DANE status of {domain} unknown for now: the lookup took longer than request_timeout"
+                        ))
+                    } else {
+                        transient_reply(
+                            &domain,
+                            "the lookup took longer than request_timeout",
+                            opts,
+                        )
+                    };
                     (reply, "timeout", "network")
                 }
             }

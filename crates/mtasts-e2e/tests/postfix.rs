@@ -1,4 +1,6 @@
-//! Proof with a real sender: Postfix plus a policy daemon against the three attacks (issue 6).
+//! Proof with a real sender: Postfix plus a policy daemon against the three attacks (issue 6),
+//! and DANE first (issue 16, RFC 8461 §2): Postfix does DANE itself, and the daemon must not
+//! override it.
 //!
 //! Every scenario runs twice, once with `mtasts daemon` (`*_ours`) and once with
 //! postfix-mta-sts-resolver 1.5.1 (`*_peer`), each in a rig of its own (lab world in a fresh
@@ -375,6 +377,132 @@ fn control_no_policy(rig: &Rig) -> Result<Check, String> {
 }
 
 // ------------------------------------------------------------------------------------------
+// 8-11. DANE first
+// ------------------------------------------------------------------------------------------
+
+/// What our daemon decided, from its metrics (`mtasts_socketmap_dane_total{decision=…}`); the
+/// peer does not look at DANE.
+fn dane_decisions(rig: &Rig) -> String {
+    if rig.daemon != Daemon::Ours {
+        return String::new();
+    }
+    let metrics = rig.metrics().unwrap_or_default();
+    let seen: Vec<String> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("mtasts_socketmap_dane_total{decision=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .filter(|(_, n)| n.trim().parse::<f64>().is_ok_and(|n| n >= 1.0))
+        .map(|(d, _)| d.to_owned())
+        .collect();
+    format!("; daemon's DANE decision: {}", seen.join(", "))
+}
+
+fn verified(rig: &Rig, mx: &str) -> bool {
+    rig.maillog()
+        .contains(&format!("Verified TLS connection established to {mx}"))
+}
+
+fn dane_ee_private_ca(rig: &Rig) -> Result<Check, String> {
+    let mx = "mx1.dane-ee.test";
+    let rcpt = rig.recipient("dane-ee.test");
+    rig.send(&rcpt)?;
+    let fate = rig.wait_fate(&rcpt, FATE);
+    let decisions = dane_decisions(rig);
+    let Fate::Delivered(ms) = &fate else {
+        return check(false, format!("{}{decisions}", describe(&fate)));
+    };
+    // "Verified": the certificate was authenticated, here by the TLSA record (no trusted CA
+    // issued it).
+    let verified = verified(rig, mx);
+    check(
+        secure(ms, mx) && verified,
+        format!(
+            "{}; Postfix: {}{decisions}",
+            describe(&fate),
+            if verified {
+                "\"Verified TLS connection\" (DANE-EE)"
+            } else {
+                "certificate NOT verified"
+            }
+        ),
+    )
+}
+
+fn dane_mismatch(rig: &Rig) -> Result<Check, String> {
+    let mx = "mx1.dane-mismatch.test";
+    let rcpt = rig.recipient("dane-mismatch.test");
+    rig.send(&rcpt)?;
+    let fate = rig.wait_fate(&rcpt, FATE);
+    let sessions = rig.sessions_for(mx)?;
+    let mail_from = sessions.iter().any(|s| s.saw_mail_from());
+    let tls_seen = sessions.iter().any(|s| s.tls.is_some());
+    let stored = !rig.messages_to(&rcpt)?.is_empty();
+    let pass = matches!(fate, Fate::Deferred { .. }) && !mail_from && !stored && tls_seen;
+    check(
+        pass,
+        format!(
+            "{}{}{}",
+            describe(&fate),
+            if matches!(fate, Fate::Delivered(_)) {
+                " (MTA-STS's `secure` overrode the failing DANE validation)"
+            } else {
+                ""
+            },
+            dane_decisions(rig)
+        ),
+    )
+}
+
+fn dnssec_failure(rig: &Rig) -> Result<Check, String> {
+    let mx = "mx1.dane-bogus.test";
+    let rcpt = rig.recipient("dane-bogus.test");
+    rig.send(&rcpt)?;
+    let fate = rig.wait_fate(&rcpt, FATE);
+    let mail_from = rig.sessions_for(mx)?.iter().any(|s| s.saw_mail_from());
+    let stored = !rig.messages_to(&rcpt)?.is_empty();
+    // The failure was live: the lab answered the TLSA query with SERVFAIL.
+    let servfails = rig
+        .dns_queries(&format!("_25._tcp.{mx}"))?
+        .iter()
+        .filter(|q| q.qtype == "TLSA" && q.outcome == "ServFail")
+        .count();
+    let pass = matches!(fate, Fate::Deferred { .. }) && !mail_from && !stored && servfails > 0;
+    check(
+        pass,
+        format!(
+            "{}; the lab answered {servfails} TLSA quer{} with SERVFAIL{}",
+            describe(&fate),
+            if servfails == 1 { "y" } else { "ies" },
+            dane_decisions(rig)
+        ),
+    )
+}
+
+fn no_dnssec(rig: &Rig) -> Result<Check, String> {
+    let mx = "mx1.nodnssec-enforce.test";
+    let rcpt = rig.recipient("nodnssec-enforce.test");
+    rig.send(&rcpt)?;
+    let fate = rig.wait_fate(&rcpt, FATE);
+    let decisions = dane_decisions(rig);
+    let Fate::Delivered(ms) = &fate else {
+        return check(false, format!("{}{decisions}", describe(&fate)));
+    };
+    let verified = verified(rig, mx);
+    check(
+        secure(ms, mx) && verified,
+        format!(
+            "{}; Postfix: {}{decisions}",
+            describe(&fate),
+            if verified {
+                "\"Verified TLS connection\""
+            } else {
+                "certificate NOT verified (opportunistic TLS only)"
+            }
+        ),
+    )
+}
+
+// ------------------------------------------------------------------------------------------
 // The tests: each scenario with each daemon
 // ------------------------------------------------------------------------------------------
 
@@ -399,4 +527,8 @@ scenario_tests! {
     "cache-protects", cache_protects => s5_cache_protects_ours, s5_cache_protects_peer;
     "testing-stripping", testing_stripping => s6_testing_stripping_ours, s6_testing_stripping_peer;
     "control-no-policy", control_no_policy => s7_control_no_policy_ours, s7_control_no_policy_peer;
+    "dane-ee-private-ca", dane_ee_private_ca => s8_dane_ee_private_ca_ours, s8_dane_ee_private_ca_peer;
+    "dane-mismatch", dane_mismatch => s9_dane_mismatch_ours, s9_dane_mismatch_peer;
+    "dnssec-failure", dnssec_failure => s10_dnssec_failure_ours, s10_dnssec_failure_peer;
+    "no-dnssec", no_dnssec => s11_no_dnssec_ours, s11_no_dnssec_peer;
 }

@@ -1,6 +1,10 @@
 //! The authoritative DNS server (hickory-server, UDP and TCP) answering from the world's zone,
-//! with its fault knobs: NXDOMAIN, NODATA, SERVFAIL, REFUSED, no answer, per-name delay,
-//! CNAME chains and the AD flag.
+//! with its fault knobs: NXDOMAIN, NODATA, SERVFAIL, a bogus signed name, REFUSED, no answer,
+//! per-name delay, CNAME chains and the AD flag.
+//!
+//! The AD flag is what a validating resolver in front of the zone would set: on answers
+//! (records, NXDOMAIN, NODATA) whose every name is signed (the domain's `dnssec_signed`, or
+//! the name's own), and only to a query that asks for it with AD or DO (RFC 6840 §5.7).
 //!
 //! It answers only for `.test` names; anything else is REFUSED, so a client pointed at the lab
 //! never learns a real address.
@@ -31,6 +35,8 @@ enum Plan {
         answers: Vec<Record>,
         soa: Vec<Record>,
         authentic: bool,
+        /// Add the Extended DNS Error "DNSSEC Bogus" (RFC 8914 §4.7).
+        bogus: bool,
     },
 }
 
@@ -125,6 +131,7 @@ fn plan(zone: &Zone, qname: &str, qtype: RecordType) -> (Plan, Duration) {
         answers,
         soa,
         authentic,
+        bogus: false,
     };
     for hop in 0..=limits::MAX_CNAME_CHAIN {
         if !is_lab_name(&name) {
@@ -143,19 +150,28 @@ fn plan(zone: &Zone, qname: &str, qtype: RecordType) -> (Plan, Duration) {
                 ResponseCode::NXDomain
             };
             let soa = soa_record(zone, &name);
-            return (respond(rcode, answers, soa, false), delay);
+            // A signed zone proves the denial (NSEC/NSEC3): a validating resolver sets AD.
+            let authentic = authentic && zone.is_signed(&name);
+            return (respond(rcode, answers, soa, authentic), delay);
         };
         delay += entry.delay;
-        authentic &= entry.dnssec_signed;
+        authentic &= zone.is_signed(&name);
         if let Some(fault) = entry.fault_for(qtype) {
             let soa = soa_record(zone, &name);
             let plan = match fault {
                 DnsFault::Timeout => Plan::NoAnswer,
                 DnsFault::Servfail => respond(ResponseCode::ServFail, vec![], vec![], false),
+                DnsFault::Bogus => Plan::Respond {
+                    rcode: ResponseCode::ServFail,
+                    answers: vec![],
+                    soa: vec![],
+                    authentic: false,
+                    bogus: true,
+                },
                 DnsFault::Refused => respond(ResponseCode::Refused, vec![], vec![], false),
-                DnsFault::Nxdomain => respond(ResponseCode::NXDomain, answers, soa, false),
+                DnsFault::Nxdomain => respond(ResponseCode::NXDomain, answers, soa, authentic),
                 DnsFault::Nodata | DnsFault::None => {
-                    respond(ResponseCode::NoError, answers, soa, false)
+                    respond(ResponseCode::NoError, answers, soa, authentic)
                 }
             };
             return (plan, delay);
@@ -251,12 +267,28 @@ impl RequestHandler for LabDns {
             Plan::NoAnswer => "no-answer".to_owned(),
             Plan::Respond { rcode, .. } => format!("{rcode:?}"),
         };
+        // RFC 6840 §5.7: a validating resolver sets AD only for a query that asks for it.
+        let asked_ad = request.metadata.authentic_data;
+        let asked_do = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        let ad = match &plan {
+            Plan::Respond {
+                rcode, authentic, ..
+            } => {
+                *authentic
+                    && (asked_ad || asked_do)
+                    && matches!(*rcode, ResponseCode::NoError | ResponseCode::NXDomain)
+            }
+            Plan::NoAnswer => false,
+        };
         lock(&self.shared.logs).push_dns(DnsQueryLog {
             at_ms: now_ms(),
             name: qname,
             qtype: qtype.to_string(),
             protocol,
             outcome,
+            ad: asked_ad,
+            dnssec_ok: asked_do,
+            authentic: ad,
         });
 
         match plan {
@@ -265,18 +297,25 @@ impl RequestHandler for LabDns {
                 rcode,
                 answers,
                 soa,
-                authentic,
+                bogus,
+                ..
             } => {
                 let mut metadata = Metadata::response_from_request(&request.metadata);
                 metadata.authoritative = rcode != ResponseCode::Refused;
                 metadata.recursion_available = false;
                 metadata.response_code = rcode;
-                metadata.authentic_data = authentic && rcode == ResponseCode::NoError;
+                metadata.authentic_data = ad;
                 let mut edns = Edns::new();
                 let mut builder = builder;
                 if let Some(req_edns) = &request.edns {
                     edns.set_max_payload(req_edns.max_payload().max(512));
                     edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
+                    if bogus {
+                        // Extended DNS Error (option 15), INFO-CODE 6: DNSSEC Bogus.
+                        edns.options_mut().insert(
+                            hickory_proto::rr::rdata::opt::EdnsOption::Unknown(15, vec![0, 6]),
+                        );
+                    }
                     builder.edns(&edns);
                 }
                 let none: Vec<Record> = Vec::new();

@@ -40,6 +40,7 @@
 
 mod accept;
 mod control;
+mod dane;
 mod dns;
 pub mod error;
 mod http_util;

@@ -32,6 +32,15 @@ pub struct DnsQueryLog {
     pub protocol: String,
     /// Response code sent (`"NoError"`, `"NXDomain"`, ...) or `"no-answer"`.
     pub outcome: String,
+    /// The query had the AD flag set (RFC 6840 §5.7).
+    #[serde(default)]
+    pub ad: bool,
+    /// The query had EDNS with the DO bit set (RFC 3225).
+    #[serde(default)]
+    pub dnssec_ok: bool,
+    /// The answer carried the AD flag.
+    #[serde(default)]
+    pub authentic: bool,
 }
 
 /// One connection to the policy-host listener.

@@ -146,7 +146,7 @@ pub(crate) fn run_parent(args: &UpArgs, name: &str) -> anyhow::Result<()> {
     run("ip", &["-n", name, "link", "set", "lo", "up"])?;
     std::fs::create_dir_all(&etc_dir).with_context(|| format!("creating {}", etc_dir.display()))?;
     let resolv = format!(
-        "# written by mtasts-lab for namespace {name}; removed when it stops\nnameserver {dns_ip}\noptions timeout:2 attempts:2\n"
+        "# written by mtasts-lab for namespace {name}; removed when it stops\nnameserver {dns_ip}\noptions timeout:2 attempts:2 trust-ad\n"
     );
     std::fs::write(etc_dir.join("resolv.conf"), resolv)
         .with_context(|| format!("writing {}/resolv.conf", etc_dir.display()))?;

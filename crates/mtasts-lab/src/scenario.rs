@@ -83,6 +83,12 @@ pub struct DomainSpec {
     /// Extra records and DNS faults per name, keyed like `hosts`.
     #[serde(default)]
     pub dns: BTreeMap<String, DnsNameSpec>,
+    /// The domain's zone is DNSSEC-signed: every answer for a name in it (records, NXDOMAIN
+    /// and NODATA alike) carries the AD flag, as a validating resolver would set it, to a
+    /// query that asks for it (AD or DO set, RFC 6840 §5.7). A name's own `dnssec_signed`
+    /// overrides it (`false`: an unsigned delegation). Nothing is really signed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dnssec_signed: bool,
     /// What a correct sender and checker conclude about this domain.
     #[serde(default)]
     pub expect: Option<Expectations>,
@@ -284,6 +290,10 @@ pub enum DnsFault {
     Nodata,
     /// SERVFAIL.
     Servfail,
+    /// What a validating resolver answers for a name whose signatures do not validate
+    /// ("bogus", RFC 4035 §5.5): SERVFAIL, no AD, with the Extended DNS Error "DNSSEC Bogus"
+    /// (RFC 8914 §4.7).
+    Bogus,
     /// REFUSED.
     Refused,
     /// No answer at all: the client times out.
@@ -317,8 +327,8 @@ pub struct DnsNameSpec {
     /// In a mutation, `""` removes the CNAME.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cname: Option<String>,
-    /// TLSA records as `"usage selector matching-type hex"`, e.g. `"3 1 1 ab12..."`.
-    /// Informational data for later DANE checks.
+    /// TLSA records as `"usage selector matching-type hex"`, e.g. `"3 1 1 ab12..."`. They
+    /// replace the records an SMTP host's `tlsa` knob derives for this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tlsa: Option<Vec<String>>,
     /// A fault answered instead of the records.
@@ -330,8 +340,8 @@ pub struct DnsNameSpec {
     /// Delay before answering queries for this name, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
-    /// Set the AD ("authentic data", DNSSEC-validated) flag on answers for this name.
-    /// Informational: nothing is signed.
+    /// Set the AD ("authentic data", DNSSEC-validated) flag on answers for this name (`true`)
+    /// or never (`false`), whatever the domain's `dnssec_signed` says. Nothing is signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dnssec_signed: Option<bool>,
     /// TTL of the records at this name.
@@ -710,6 +720,78 @@ pub struct HostSpec {
     /// and may override the host's settings. Absent: one backend.
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
+    /// TLSA records at `_25._tcp.<host>` derived from the certificates the host really
+    /// presents (every backend's): `"3 1 1"` (DANE-EE, SHA-256 of the leaf's public key),
+    /// `"2 1 1"` (DANE-TA, of the last certificate served), any `"usage selector matching"`
+    /// with usage 0-3, selector 0-1, matching type 0-2, and `"… mismatch"` for data that
+    /// matches no certificate (every bit inverted). Derived when the host is installed (at
+    /// start, and by `set-host`); `set-cert` keeps them, as a forgotten TLSA update does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tlsa: Vec<TlsaKnob>,
+}
+
+/// A TLSA record derived from a host's certificates: `"3 1 1"`, `"2 1 1 mismatch"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TlsaKnob {
+    /// Certificate usage (0-3): 1 and 3 take the leaf, 0 and 2 the last certificate served.
+    pub usage: u8,
+    /// Selector: 0 the certificate, 1 its SubjectPublicKeyInfo.
+    pub selector: u8,
+    /// Matching type: 0 the data itself, 1 SHA-256, 2 SHA-512.
+    pub matching: u8,
+    /// Publish data that matches no certificate (the derived data with every bit inverted).
+    pub mismatch: bool,
+}
+
+impl TlsaKnob {
+    /// Parses `"U S M"` or `"U S M mismatch"`.
+    pub fn parse(s: &str) -> Result<TlsaKnob, String> {
+        let parts: Vec<&str> = s.split_whitespace().collect();
+        let (nums, mismatch) = match parts.as_slice() {
+            [u, sel, m] => ([*u, *sel, *m], false),
+            [u, sel, m, "mismatch"] => ([*u, *sel, *m], true),
+            _ => {
+                return Err(format!(
+                    "TLSA knob {s:?}: expected \"usage selector matching-type\", optionally followed by \"mismatch\""
+                ));
+            }
+        };
+        let num = |x: &str, max: u8, what: &str| {
+            x.parse::<u8>()
+                .ok()
+                .filter(|v| *v <= max)
+                .ok_or_else(|| format!("TLSA knob {s:?}: the {what} must be 0 to {max}"))
+        };
+        Ok(TlsaKnob {
+            usage: num(nums[0], 3, "usage")?,
+            selector: num(nums[1], 1, "selector")?,
+            matching: num(nums[2], 2, "matching type")?,
+            mismatch,
+        })
+    }
+}
+
+impl fmt::Display for TlsaKnob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.usage, self.selector, self.matching)?;
+        if self.mismatch {
+            f.write_str(" mismatch")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for TlsaKnob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsaKnob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TlsaKnob::parse(&s).map_err(de::Error::custom)
+    }
 }
 
 /// Overrides for one backend of a host.

@@ -2,7 +2,7 @@
 //! scenario and changed by [`Mutation`]s. The servers read it on every query/connection, so a
 //! change applies to the next query or connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -34,7 +34,8 @@ pub(crate) struct NameEntry {
     pub(crate) fault: Option<DnsFault>,
     pub(crate) fault_types: Vec<RecordType>,
     pub(crate) delay: Duration,
-    pub(crate) dnssec_signed: bool,
+    /// `Some`: the name's own AD setting; `None`: its zone's (`Zone::signed`).
+    pub(crate) dnssec_signed: Option<bool>,
     pub(crate) ttl: Option<u32>,
 }
 
@@ -54,6 +55,8 @@ pub(crate) struct Zone {
     pub(crate) names: HashMap<String, NameEntry>,
     /// Scenario domains, for choosing the SOA owner of negative answers.
     pub(crate) apexes: Vec<String>,
+    /// Scenario domains whose zone is DNSSEC-signed (`dnssec_signed` on the domain).
+    pub(crate) signed: HashSet<String>,
     pub(crate) default_ttl: u32,
 }
 
@@ -65,6 +68,15 @@ impl Zone {
         }
         let suffix = format!(".{name}");
         self.names.keys().any(|k| k.ends_with(&suffix))
+    }
+
+    /// Whether answers for `name` carry the AD flag: the name's own `dnssec_signed`, else
+    /// whether its zone (the scenario domain it falls under) is signed.
+    pub(crate) fn is_signed(&self, name: &str) -> bool {
+        match self.names.get(name).and_then(|e| e.dnssec_signed) {
+            Some(s) => s,
+            None => self.signed.contains(&self.apex_of(name)),
+        }
     }
 
     /// The zone apex a name falls under: the longest scenario domain it is in, else `test`.
@@ -237,6 +249,12 @@ impl Shared {
             zone: RwLock::new(Zone {
                 default_ttl: scenario.default_ttl(),
                 apexes: scenario.domains.keys().cloned().collect(),
+                signed: scenario
+                    .domains
+                    .iter()
+                    .filter(|(_, d)| d.dnssec_signed)
+                    .map(|(n, _)| n.clone())
+                    .collect(),
                 ..Zone::default()
             }),
             policies: RwLock::new(HashMap::new()),
@@ -289,6 +307,10 @@ impl Shared {
             for (name, h) in read(&shared.hosts).iter() {
                 zone.names.entry(name.clone()).or_default().a = h.addrs.clone();
             }
+        }
+        let names: Vec<String> = read(&shared.hosts).keys().cloned().collect();
+        for name in names {
+            shared.publish_tlsa(&name);
         }
         for spec in scenario.domains.values() {
             for (name, entry) in &spec.dns {
@@ -388,12 +410,46 @@ impl Shared {
             e.delay = Duration::from_millis(d);
         }
         if let Some(s) = spec.dnssec_signed {
-            e.dnssec_signed = s;
+            e.dnssec_signed = Some(s);
         }
         if spec.ttl.is_some() {
             e.ttl = spec.ttl;
         }
         Ok(())
+    }
+
+    /// Publishes the TLSA records a host's `tlsa` knob derives from the certificates its
+    /// backends present now, at `_25._tcp.<host>` (none when the knob is empty).
+    pub(crate) fn publish_tlsa(&self, name: &str) {
+        let Some(host) = read(&self.hosts).get(name).cloned() else {
+            return;
+        };
+        let mut records: Vec<(u8, u8, u8, Vec<u8>)> = Vec::new();
+        {
+            let backends = read(&self.backends);
+            for knob in &host.spec.tlsa {
+                for addr in &host.addrs {
+                    let Some(b) = backends.get(addr) else {
+                        continue;
+                    };
+                    if let Some(data) = crate::dane::association(&b.cert.chain, knob) {
+                        let r = (knob.usage, knob.selector, knob.matching, data);
+                        if !records.contains(&r) {
+                            records.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        let owner = format!("_25._tcp.{name}");
+        let mut zone = write(&self.zone);
+        if records.is_empty() {
+            if let Some(e) = zone.names.get_mut(&owner) {
+                e.tlsa.clear();
+            }
+        } else {
+            zone.names.entry(owner).or_default().tlsa = records;
+        }
     }
 
     /// Install (or replace) an SMTP host. Certificates are re-issued only where the
@@ -544,7 +600,12 @@ impl Shared {
                 scenario::validate_host(&host)
                     .map_err(|(f, m)| mutation_err(format!("host.{f}: {m}")))?;
                 let entry = self.host_entry(&name)?;
-                self.install_host(&name, &entry.domain, host, entry.addrs, false)
+                let derived = !host.tlsa.is_empty() || !entry.spec.tlsa.is_empty();
+                self.install_host(&name, &entry.domain, host, entry.addrs, false)?;
+                if derived {
+                    self.publish_tlsa(&name);
+                }
+                Ok(())
             }
             Mutation::SetStarttls { name, mode } => {
                 let name = norm(&name)?;

@@ -280,6 +280,30 @@ pub struct TlsSession {
     /// The chain as presented (DER), leaf first, for DANE matching.
     #[serde(skip)]
     pub chain_der: Vec<CertificateDer<'static>>,
+    /// Each certificate's SubjectPublicKeyInfo (DER), in the order of `chain_der` (empty for
+    /// one that does not parse), for DANE matching with selector SPKI(1).
+    #[serde(skip)]
+    pub chain_spki: Vec<Vec<u8>>,
+}
+
+impl TlsSession {
+    /// The chain as the core's DANE matching takes it ([`mtasts_core::dane::authenticate`]).
+    pub fn presented(&self) -> Vec<mtasts_core::dane::PresentedCert<'_>> {
+        self.chain_der
+            .iter()
+            .zip(&self.chain_spki)
+            .map(|(cert, spki)| mtasts_core::dane::PresentedCert {
+                cert: cert.as_ref(),
+                spki,
+            })
+            .collect()
+    }
+}
+
+/// The SubjectPublicKeyInfo (DER) of a DER certificate, or `None` when it does not parse.
+pub fn spki(der: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+    Some(cert.tbs_certificate.subject_pki.raw.to_vec())
 }
 
 /// The session facts after a completed handshake with `expected` as the server name.
@@ -306,12 +330,17 @@ pub fn session(conn: &rustls::ClientConnection, slot: &Recorder, expected: &str)
             reason: "no certificate was verified".into(),
         },
     };
+    let chain_spki = chain_der
+        .iter()
+        .map(|c| spki(c).unwrap_or_default())
+        .collect();
     TlsSession {
         version,
         cipher,
         verdict,
         chain,
         chain_der,
+        chain_spki,
     }
 }
 

@@ -24,6 +24,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use mtasts_core::dane::{Decision, Precedence, precedence};
 use mtasts_core::domain::{self, DomainError};
 use mtasts_core::sts::apply::Enforcement;
 use mtasts_core::sts::policy::Policy;
@@ -390,6 +391,21 @@ pub struct ZoneOptions {
     /// policy unknown and nothing valid is cached. Off by default, like
     /// postfix-mta-sts-resolver, which answers `NOTFOUND ` (deliver as without MTA-STS).
     pub temp_on_dns_failure: bool,
+    /// Give DANE precedence (RFC 8461 §2): look up the domain's TLSA records and answer
+    /// `dane-only`, `dane` or `TEMP` where DANE applies ([`dane_reply`]). Needs Postfix with
+    /// `smtp_dns_support_level = dnssec`, which then does DANE itself. Off by default.
+    pub dane: DaneMode,
+}
+
+/// Whether a zone gives DANE precedence over MTA-STS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaneMode {
+    /// MTA-STS only, as postfix-mta-sts-resolver answers.
+    #[default]
+    Off,
+    /// DANE first (RFC 8461 §2).
+    On,
 }
 
 impl Default for ZoneOptions {
@@ -399,6 +415,7 @@ impl Default for ZoneOptions {
             require_sni: true,
             tlsrpt: false,
             temp_on_dns_failure: false,
+            dane: DaneMode::Off,
         }
     }
 }
@@ -596,6 +613,36 @@ pub fn transient_reply(domain: &str, reason: &str, opts: &ZoneOptions) -> Reply 
         ))
     } else {
         Reply::NotFound
+    }
+}
+
+/// The reply once DANE is taken into account (RFC 8461 §2 with RFC 7672): `sts` is the MTA-STS
+/// reply [`policy_reply`] or [`transient_reply`] gave, `decision` what DANE says.
+///
+/// - DANE for every host: `OK dane-only`; DANE per host: `OK dane`. Postfix then looks up the
+///   TLSA records itself and authenticates the server by them (it needs
+///   `smtp_dns_support_level = dnssec`), and reports to TLSRPT as `policy-type tlsa` itself,
+///   so no TLSRPT attribute is added: Postfix rejects `policy_type` and the rest beside a
+///   non-STS level ("It is an error to specify these attributes for a non-STS policy",
+///   TLSRPT_README), and an STS description would misdescribe what is enforced.
+/// - A DNSSEC failure: `TEMP`, so Postfix defers; never a downgrade to MTA-STS or to
+///   opportunistic TLS.
+/// - Otherwise the MTA-STS reply, unchanged. Whether MTA-STS refuses failures (which decides
+///   an insecure MX RRset, see [`precedence`]) is read from it: an `OK` reply is `secure`.
+pub fn dane_reply(domain: &str, decision: &Decision, sts: PolicyReply) -> PolicyReply {
+    let sts_enforced = matches!(sts.reply, Reply::Ok(_));
+    let plain = |reply| PolicyReply {
+        reply,
+        trimmed: Trimmed::Nothing,
+        skipped_lines: 0,
+    };
+    match precedence(decision, sts_enforced) {
+        Precedence::DaneOnly => plain(Reply::Ok("dane-only".to_owned())),
+        Precedence::Dane => plain(Reply::Ok("dane".to_owned())),
+        Precedence::TempFail { reason } => plain(Reply::temp(&format!(
+            "DANE status of {domain} unknown for now: {reason}"
+        ))),
+        Precedence::MtaSts => sts,
     }
 }
 

@@ -2,11 +2,13 @@
 //! per case.
 #![allow(missing_docs)]
 
+use mtasts_core::dane::Decision;
 use mtasts_core::domain::DomainError;
 use mtasts_core::sts::policy::Policy;
 use mtasts_postfix::socketmap::{
-    Decoder, LengthProblem, LookupKey, NetstringError, POSTFIX_MAX_REPLY, Reply, Request, Skip,
-    Trimmed, ZoneOptions, classify_key, encode, policy_reply, transient_reply,
+    DaneMode, Decoder, LengthProblem, LookupKey, NetstringError, POSTFIX_MAX_REPLY, PolicyReply,
+    Reply, Request, Skip, Trimmed, ZoneOptions, classify_key, dane_reply, encode, policy_reply,
+    transient_reply,
 };
 
 macro_rules! cases {
@@ -204,7 +206,7 @@ fn opts(strict_testing: bool, require_sni: bool, tlsrpt: bool) -> ZoneOptions {
         strict_testing,
         require_sni,
         tlsrpt,
-        temp_on_dns_failure: false,
+        ..ZoneOptions::default()
     }
 }
 
@@ -370,4 +372,73 @@ fn zone_options_defaults_match_the_peer() {
     let o: ZoneOptions = serde_json::from_str("{}").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(o, ZoneOptions::default());
     assert!(!o.strict_testing && o.require_sni && !o.tlsrpt && !o.temp_on_dns_failure);
+    assert_eq!(o.dane, DaneMode::Off, "DANE is opt-in (docs/daemon.md)");
+    let on: ZoneOptions =
+        serde_json::from_str(r#"{"dane": "on"}"#).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(on.dane, DaneMode::On);
+}
+
+// ---- DANE first (RFC 8461 §2, RFC 7672): what Postfix is told, with each MTA-STS reply.
+
+fn dane_check((decision, sts): (&str, &str), expected: &str) {
+    let decision = match decision {
+        "mandatory" => Decision::Mandatory,
+        "opportunistic" => Decision::Opportunistic { insecure_mx: false },
+        "opportunistic-insecure-mx" => Decision::Opportunistic { insecure_mx: true },
+        "delay" => Decision::Delay {
+            reason: "the DNSSEC lookup of mx1.example.com: SERVFAIL".into(),
+            insecure_mx: false,
+        },
+        "delay-insecure-mx" => Decision::Delay {
+            reason: "the DNSSEC lookup of mx1.example.com: SERVFAIL".into(),
+            insecure_mx: true,
+        },
+        "not-applicable" => Decision::NotApplicable {
+            reason: "no MX host has DNSSEC-validated TLSA records".into(),
+        },
+        other => panic!("no decision {other}"),
+    };
+    let tlsrpt = opts(false, true, true);
+    let sts_reply = match sts {
+        "enforce" => policy_reply("example.com", &policy(ENFORCE), &tlsrpt, POSTFIX_MAX_REPLY),
+        "testing" => policy_reply("example.com", &policy(TESTING), &tlsrpt, POSTFIX_MAX_REPLY),
+        "temp" => PolicyReply {
+            reply: transient_reply(
+                "example.com",
+                "SERVFAIL",
+                &ZoneOptions {
+                    temp_on_dns_failure: true,
+                    ..ZoneOptions::default()
+                },
+            ),
+            trimmed: Trimmed::Nothing,
+            skipped_lines: 0,
+        },
+        other => panic!("no STS reply {other}"),
+    };
+    let got = dane_reply("example.com", &decision, sts_reply)
+        .reply
+        .payload();
+    // The MTA-STS reply is shown by its start only.
+    let got = if got.starts_with("OK secure ") {
+        "OK secure …".to_owned()
+    } else {
+        got
+    };
+    assert_eq!(got, expected);
+}
+
+cases! { dane_check;
+    rfc8461_s2_dane_only_without_tlsrpt_attributes: ("mandatory", "enforce") => "OK dane-only";
+    rfc8461_s2_dane_without_tlsrpt_attributes: ("opportunistic", "enforce") => "OK dane";
+    rfc7672_s2_2_dane_only_beside_testing: ("mandatory", "testing") => "OK dane-only";
+    rfc7672_s2_2_dane_known_while_sts_unknown: ("mandatory", "temp") => "OK dane-only";
+    rfc7672_s2_1_2_dnssec_failure_is_temp_not_secure: ("delay", "enforce") => "TEMP DANE status of example.com unknown for now: the DNSSEC lookup of mx1.example.com: SERVFAIL";
+    rfc7672_s2_1_2_dnssec_failure_is_temp_not_notfound: ("delay", "testing") => "TEMP DANE status of example.com unknown for now: the DNSSEC lookup of mx1.example.com: SERVFAIL";
+    rfc7672_s2_2_1_insecure_mx_leaves_enforce_to_sts: ("opportunistic-insecure-mx", "enforce") => "OK secure …";
+    rfc7672_s2_2_1_insecure_mx_without_enforce_gives_dane: ("opportunistic-insecure-mx", "testing") => "OK dane";
+    rfc7672_s2_2_1_failure_under_insecure_mx_leaves_enforce_to_sts: ("delay-insecure-mx", "enforce") => "OK secure …";
+    rfc8461_s2_no_dane_is_the_sts_reply: ("not-applicable", "enforce") => "OK secure …";
+    rfc8461_s2_no_dane_keeps_notfound: ("not-applicable", "testing") => "NOTFOUND ";
+    rfc8461_s2_no_dane_keeps_temp: ("not-applicable", "temp") => "TEMP MTA-STS policy of example.com unknown for now: SERVFAIL";
 }

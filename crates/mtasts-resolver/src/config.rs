@@ -7,6 +7,7 @@ use std::time::Duration;
 use mtasts_core::sts::cache::CacheConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::dane::DaneConfig;
 use crate::store::StoreConfig;
 
 /// Everything the resolver needs. Every field has a default; a TOML file sets only what
@@ -24,6 +25,8 @@ pub struct ResolverConfig {
     pub store: StoreConfig,
     /// The in-memory layer.
     pub memory: MemoryConfig,
+    /// DANE discovery (RFC 7672): whose AD flags are believed, how long assessments live.
+    pub dane: DaneConfig,
 }
 
 /// The accepted range of every numeric setting, as `(key, least, most)`. Enforced by
@@ -42,6 +45,9 @@ pub const RANGES: &[(&str, f64, f64)] = &[
     ("cache.fetch_retry_interval", 1.0, 86_400.0),
     ("memory.capacity", 1.0, 100_000_000.0),
     ("memory.preload", 0.0, 100_000_000.0),
+    ("dane.min_ttl", 0.0, 86_400.0),
+    ("dane.max_ttl", 1.0, 604_800.0),
+    ("dane.failure_ttl", 1.0, 3_600.0),
 ];
 
 /// A setting out of its range.
@@ -76,6 +82,9 @@ impl ResolverConfig {
             "cache.fetch_retry_interval" => self.cache.fetch_retry_interval as f64,
             "memory.capacity" => self.memory.capacity as f64,
             "memory.preload" => self.memory.preload as f64,
+            "dane.min_ttl" => self.dane.min_ttl as f64,
+            "dane.max_ttl" => self.dane.max_ttl as f64,
+            "dane.failure_ttl" => self.dane.failure_ttl as f64,
             _ => f64::NAN,
         }
     }

@@ -20,6 +20,7 @@ use crate::config::ResolverConfig;
 use mtasts_net::dns::{Dns, DnsLookup, DnsSetupError};
 use mtasts_net::tls::RootsError;
 
+use crate::dane::{DaneCache, DaneCounters, DaneResolution, DaneStatus};
 use crate::dns::{DiscoveryReport, discover};
 use crate::fetch::{FetchReport, Fetcher};
 use crate::resolution::{Outcome, Resolution, Source};
@@ -108,6 +109,7 @@ struct Inner {
     store: Arc<dyn Store>,
     clock: Clock,
     counters: Counters,
+    dane: Arc<DaneCache>,
 }
 
 /// The MTA-STS policy resolver. Cheap to clone; clones share everything.
@@ -153,7 +155,13 @@ impl Resolver {
     ) -> Result<Resolver, ResolverError> {
         config.validate()?;
         let fetcher = Fetcher::new(&config.fetch)?;
+        let dane = Arc::new(DaneCache::new(
+            config.dane,
+            dns.as_ref(),
+            config.memory.capacity,
+        ));
         let inner = Inner {
+            dane,
             cfg: config.cache,
             capacity: config.memory.capacity.max(1),
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
@@ -188,6 +196,50 @@ impl Resolver {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.inner.counters
+    }
+
+    /// The DANE counters.
+    pub fn dane_counters(&self) -> &DaneCounters {
+        &self.inner.dane.counters
+    }
+
+    /// How many DANE assessments are in memory.
+    pub fn dane_cached(&self) -> usize {
+        self.inner.dane.len()
+    }
+
+    /// How many DNSSEC-status DNS queries (DANE lookups) were sent so far.
+    pub fn dane_queries(&self) -> u64 {
+        self.inner.dns.dnssec_queries()
+    }
+
+    /// Whether DANE lookups are made at all: the upstream resolvers' AD flags are trusted
+    /// ([`mtasts_core::dane::ad_trusted`]).
+    pub fn dane_trusted(&self) -> bool {
+        self.inner.dane.trusted()
+    }
+
+    /// The upstream resolvers DANE lookups go to.
+    pub fn dns_servers(&self) -> &[std::net::SocketAddr] {
+        self.inner.dane.servers()
+    }
+
+    /// The DANE status of `domain` (RFC 7672): from memory while its DNS TTLs last, else one
+    /// round of DNSSEC lookups shared by concurrent callers. `refresh` skips memory.
+    pub async fn resolve_dane(&self, domain: &str, refresh: bool) -> DaneResolution {
+        match normalize(domain) {
+            Ok(d) => {
+                self.inner
+                    .dane
+                    .resolve(&self.inner.dns, &self.inner.clock, &d, refresh)
+                    .await
+            }
+            Err(reason) => DaneResolution {
+                domain: domain.to_owned(),
+                status: DaneStatus::Invalid { reason },
+                source: Source::Memory,
+            },
+        }
     }
 
     /// How many domains are in memory.
@@ -613,6 +665,7 @@ impl Resolver {
                     this.spawn_refresh(domain);
                 }
                 this.purge_memory();
+                this.inner.dane.purge(this.now());
                 if let Err(e) = this.inner.store.purge(this.now()).await {
                     this.count_store_error(&e);
                 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod dane;
 pub mod store;
 
 pub use config::{DnsConfig, FetchConfig, MemoryConfig, ResolverConfig};
@@ -15,5 +16,6 @@ pub mod fetch;
 pub mod render;
 pub mod resolution;
 
+pub use dane::{DaneConfig, DaneResolution, DaneStatus};
 pub use engine::{Clock, Resolver, ResolverError, Trace, normalize, system_clock};
 pub use resolution::{Outcome, Resolution, Source};

@@ -4,9 +4,13 @@
 
 use std::io::Write;
 
+use mtasts_core::dane::{
+    Decision, HostAddresses, HostOutcome, Lookup, MxRecord, Precedence, Security, Tlsa, precedence,
+};
 use mtasts_core::sts::cache::{CacheEntry, Discovery};
 use mtasts_core::text::escape;
 
+use crate::dane::{DaneResolution, DaneStatus};
 use crate::engine::Trace;
 use crate::resolution::{Outcome, Resolution};
 
@@ -163,5 +167,184 @@ pub fn to_json(res: &Resolution, trace: &Trace) -> serde_json::Value {
         })),
         "source": res.source,
         "trace": trace,
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// DANE
+// ------------------------------------------------------------------------------------------
+
+fn security<T>(l: &Lookup<T>) -> &'static str {
+    match l.security() {
+        Some(Security::Secure) => "secure, AD",
+        Some(Security::Insecure) => "insecure, no AD",
+        None => "failed",
+    }
+}
+
+fn lookup_line<T>(l: &Lookup<T>, records: impl FnOnce(&T) -> String) -> String {
+    match l {
+        Lookup::Found {
+            records: r, ttl, ..
+        } => {
+            format!("{} ({}, TTL {ttl} s)", records(r), security(l))
+        }
+        Lookup::Absent { nxdomain, ttl, .. } => format!(
+            "{} ({}, negative TTL {ttl} s)",
+            if *nxdomain { "NXDOMAIN" } else { "NODATA" },
+            security(l)
+        ),
+        Lookup::Failed { error } => format!("lookup failed: {}", escape(&error.to_string())),
+    }
+}
+
+/// Whether the resolution's MTA-STS answer refuses failures: a policy in mode `enforce`.
+pub fn sts_enforced(res: &Resolution) -> bool {
+    res.outcome
+        .applicable()
+        .is_some_and(|p| p.policy.mode == mtasts_core::sts::policy::Mode::Enforce)
+}
+
+/// What a sender doing both applies (RFC 8461 §2): the core's [`precedence`] of the DANE
+/// decision over the MTA-STS resolution.
+pub fn dane_precedence(res: &Resolution, dane: &DaneResolution) -> Precedence {
+    precedence(&dane.decision(), sts_enforced(res))
+}
+
+fn precedence_text(p: &Precedence) -> String {
+    match p {
+        Precedence::DaneOnly => {
+            "dane-only: DANE for every MX host, MTA-STS is not applied (RFC 8461 §2)".to_owned()
+        }
+        Precedence::Dane => {
+            "dane: DANE where the TLSA records say so, MTA-STS is not applied (RFC 8461 §2)"
+                .to_owned()
+        }
+        Precedence::TempFail { reason } => format!(
+            "temporary failure: deliveries wait, no fallback to MTA-STS or opportunistic TLS ({})",
+            escape(reason)
+        ),
+        Precedence::MtaSts => "MTA-STS applies, as without DANE".to_owned(),
+    }
+}
+
+/// The DANE part of the human report of one resolution: the decision, what a sender doing
+/// both applies, and the evidence (each lookup with its AD flag and TTL, each TLSA record
+/// with whether it is usable).
+pub fn write_dane_text(
+    out: &mut dyn Write,
+    res: &Resolution,
+    dane: &DaneResolution,
+) -> std::io::Result<()> {
+    let decision = dane.decision();
+    let why = match &decision {
+        Decision::Mandatory => {
+            "mandatory: every MX host has DNSSEC-validated, usable TLSA records".to_owned()
+        }
+        Decision::Opportunistic { insecure_mx: false } => {
+            "opportunistic: some MX hosts have DNSSEC-validated TLSA records".to_owned()
+        }
+        Decision::Opportunistic { insecure_mx: true } => {
+            "opportunistic: TLSA records, but the MX RRset is not DNSSEC-validated (RFC 7672 §2.2.1)"
+                .to_owned()
+        }
+        Decision::Delay { reason, .. } => format!("failure: {}", escape(reason)),
+        Decision::NotApplicable { reason } => format!("does not apply: {}", escape(reason)),
+    };
+    writeln!(out, "  DANE          {why}")?;
+    writeln!(
+        out,
+        "  applies       {}",
+        precedence_text(&dane_precedence(res, dane))
+    )?;
+    let DaneStatus::Assessed(entry) = &dane.status else {
+        return Ok(());
+    };
+    let e = &entry.evidence;
+    writeln!(
+        out,
+        "  MX            {}",
+        lookup_line(&e.mx, |r: &Vec<MxRecord>| {
+            r.iter()
+                .map(|m| format!("{} {}", m.preference, m.exchange))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    )?;
+    for (h, a) in e.hosts.iter().zip(&entry.assessment.hosts) {
+        writeln!(
+            out,
+            "  host          {}: {}",
+            h.host,
+            lookup_line(&h.addresses, |r: &HostAddresses| {
+                let list: Vec<String> = r.addresses.iter().map(ToString::to_string).collect();
+                match &r.canonical {
+                    Some(c) => format!("{} (alias of {c})", list.join(" ")),
+                    None => list.join(" "),
+                }
+            })
+        )?;
+        for (name, lookup) in &h.tlsa {
+            writeln!(
+                out,
+                "    TLSA {name}  {}",
+                lookup_line(lookup, |r: &Vec<Tlsa>| format!("{} record(s)", r.len()))
+            )?;
+        }
+        for (record, unusable) in &a.records {
+            match unusable {
+                None => writeln!(out, "      {record}  usable ({})", record.mnemonic())?,
+                Some(why) => writeln!(out, "      {record}  unusable: {why}")?,
+            }
+        }
+        let outcome = match &a.outcome {
+            HostOutcome::Usable => "authenticated TLS required (RFC 7672 §2.2)".to_owned(),
+            HostOutcome::AllUnusable => {
+                "TLS required, no authentication (RFC 7672 §2.2)".to_owned()
+            }
+            HostOutcome::PreDane { why } => format!("pre-DANE TLS: {why}"),
+            HostOutcome::LookupError { error } => format!(
+                "lookup error: this host is skipped (RFC 7672 §2.1.2): {}",
+                escape(&error.to_string())
+            ),
+            HostOutcome::NoAddress => "no address: not a destination".to_owned(),
+        };
+        writeln!(out, "    outcome     {outcome}")?;
+    }
+    if e.hosts_not_examined > 0 {
+        writeln!(
+            out,
+            "  not examined  {} more MX host(s)",
+            e.hosts_not_examined
+        )?;
+    }
+    writeln!(
+        out,
+        "  DANE cache    until {} ({})",
+        ts(entry.expires_at),
+        match dane.source {
+            crate::resolution::Source::Network => "looked up now",
+            _ => "memory",
+        }
+    )?;
+    Ok(())
+}
+
+/// The DANE part of one resolution as JSON.
+pub fn dane_json(res: &Resolution, dane: &DaneResolution) -> serde_json::Value {
+    let (status, entry) = match &dane.status {
+        DaneStatus::Assessed(e) => ("assessed", Some(e)),
+        DaneStatus::Untrusted { .. } => ("untrusted", None),
+        DaneStatus::Invalid { .. } => ("invalid", None),
+    };
+    serde_json::json!({
+        "status": status,
+        "decision": dane.decision(),
+        "applies": dane_precedence(res, dane),
+        "evidence": entry.map(|e| &e.evidence),
+        "hosts": entry.map(|e| &e.assessment.hosts),
+        "ttl": entry.and_then(|e| e.assessment.ttl),
+        "expires_at": entry.map(|e| ts(e.expires_at)),
+        "source": dane.source,
     })
 }

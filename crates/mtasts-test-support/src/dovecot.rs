@@ -34,6 +34,9 @@ pub struct DovecotOptions {
     /// `imap_capability`: the capabilities announced after login (e.g. without `MOVE`, to
     /// drive a client's fallback). `None`: Dovecot's own list.
     pub capability: Option<String>,
+    /// Every folder read-only for the user (the ACL plugin granting only lookup and read), as
+    /// a shared mailbox can be.
+    pub read_only: bool,
 }
 
 /// A running (or stopped, see [`Dovecot::stop`]) Dovecot.
@@ -294,6 +297,12 @@ impl Dovecot {
             .as_ref()
             .map(|c| format!("imap_capability = {c}\n"))
             .unwrap_or_default();
+        let acl = if self.options.read_only {
+            std::fs::write(self.dir().join("acl"), "* user=reports lr\n").expect("acl");
+            format!("mail_plugins = $mail_plugins acl\nplugin {{\n  acl = vfile:{d}/acl\n}}\n")
+        } else {
+            String::new()
+        };
         let conf = format!(
             r#"instance_name = mtasts-test-{port}
 base_dir = {d}/run
@@ -312,7 +321,7 @@ default_internal_group = {group}
 default_login_user = {user}
 mail_fsync = never
 mailbox_idle_check_interval = 1 secs
-{capability}passdb {{
+{capability}{acl}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/passwd
 }}
@@ -416,22 +425,23 @@ service stats {{
         Err(format!("Dovecot did not listen: {log}"))
     }
 
-    /// Stops the server (its master and every process under it); the mail stays.
+    /// Stops the server (its master, then every process left of it, so open connections
+    /// drop); the mail stays.
     pub fn stop(&mut self) {
         if !self.running {
             return;
         }
         self.running = false;
         let Some(pid) = self.master_pid() else { return };
-        let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+        // At once (it is thrown away): the master, then every process left of it, so that
+        // open connections drop and nothing of the old server answers.
+        let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
         let proc = PathBuf::from(format!("/proc/{pid}"));
         let deadline = Instant::now() + Duration::from_secs(15);
         while proc.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
-        if proc.exists() {
-            let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
-        }
+        self.kill_processes(|_| true);
         let _ = std::fs::remove_file(self.dir().join("run/master.pid"));
     }
 
@@ -452,7 +462,19 @@ service stats {{
     /// Cuts every IMAP connection at once: kills this server's `imap` processes (SIGKILL, so
     /// the client sees the connection drop without a `BYE`); the server stays up.
     pub fn kick(&self) {
-        let title = format!("dovecot-mtasts-test-{}/imap", self.imaps_port);
+        let killed = self.kill_processes(|service| service == "imap");
+        assert!(killed > 0, "no imap process of {} to kill", self.title());
+    }
+
+    /// `dovecot-mtasts-test-PORT`, how this server's processes name themselves.
+    fn title(&self) -> String {
+        format!("dovecot-mtasts-test-{}", self.imaps_port)
+    }
+
+    /// Kills (SIGKILL) this server's processes whose service (`imap`, `imap-login`, `auth`,
+    /// …) `which` picks; how many.
+    fn kill_processes(&self, which: impl Fn(&str) -> bool) -> usize {
+        let prefix = format!("{}/", self.title());
         let mut killed = 0;
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let pid = entry.file_name().to_string_lossy().into_owned();
@@ -462,16 +484,15 @@ service stats {{
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
             let first = String::from_utf8_lossy(first);
-            // `…/imap`, maybe with a title after it, but not `…/imap-login`.
-            let is_imap = first
-                .strip_prefix(&title)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '));
-            if is_imap {
+            let service = first
+                .strip_prefix(&prefix)
+                .map(|rest| rest.split(' ').next().unwrap_or_default());
+            if service.is_some_and(&which) {
                 let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
                 killed += 1;
             }
         }
-        assert!(killed > 0, "no imap process of {title} to kill");
+        killed
     }
 
     /// The Maildir of `folder` (`INBOX`, or `.A.B` for `A/B`), created if missing.

@@ -97,7 +97,9 @@ pub struct ImapLimits {
     /// 10 000.
     pub batch_size: usize,
     /// While watching, IDLE is ended and issued again (with a pass in between) after this long
-    /// without new mail; RFC 2177 §3 asks clients to do so at least every 29 minutes.
+    /// without new mail; RFC 2177 §3 asks clients to do so at least every 29 minutes. It also
+    /// bounds how long a connection that died without a word (no FIN, no RST: a NAT that
+    /// forgot it) goes unnoticed while idle: this, plus `command_timeout` for the `DONE`.
     /// Default 29 min; 1 s to 29 min.
     pub idle_reissue: Duration,
     /// The first wait before reconnecting after a failure; it doubles with each failure in a
@@ -529,6 +531,20 @@ pub enum ImapError {
         /// What the server said.
         message: String,
     },
+    /// Processed messages did not keep their mark (`\\Seen`, the keyword): a read-only folder,
+    /// or a server that does not store flags. They were ingested; every pass would read them
+    /// again.
+    #[error(
+        "{server}: the folder {folder:?} did not keep the processed mark on UIDs {uids} (is it read-only for this user?); they were ingested, but every pass would read them again"
+    )]
+    NotMarked {
+        /// The server.
+        server: String,
+        /// The folder.
+        folder: String,
+        /// The UIDs, as an IMAP set.
+        uids: String,
+    },
     /// Watching needs IDLE, which the server does not offer.
     #[error(
         "{server}: the server does not offer IDLE (RFC 2177), which watching needs; run single passes from a timer instead"
@@ -567,6 +583,7 @@ impl ImapError {
                 | ImapError::LoginRefused { .. }
                 | ImapError::Folder { .. }
                 | ImapError::MoveTo { .. }
+                | ImapError::NotMarked { .. }
                 | ImapError::NoIdle { .. }
         )
     }
@@ -731,7 +748,6 @@ impl ImapIngester {
                 Ok(()) => return Ok(total),
                 Err(e) if e.is_fatal() => return Err(e),
                 Err(e) => {
-                    eprintln!("DEBUG watch error: {e}");
                     let delay = jittered(backoff);
                     tracing::warn!(
                         server = %self.source.server(),
@@ -769,9 +785,7 @@ impl ImapIngester {
         }
         let limits = self.source.limits;
         loop {
-            eprintln!("DEBUG pass start");
             let counts = self.pass(&mut session, &offers, stop).await?;
-            eprintln!("DEBUG pass end {counts}");
             *backoff = limits.backoff_first;
             *total = add(*total, counts);
             on_pass(&counts);
@@ -815,15 +829,6 @@ impl ImapIngester {
                     break w;
                 }
             };
-            eprintln!(
-                "DEBUG wake {}",
-                match &wake {
-                    Wake::NewMail => "new".to_string(),
-                    Wake::Reissue => "reissue".into(),
-                    Wake::Stop => "stop".into(),
-                    Wake::Lost(m) => format!("lost {m}"),
-                }
-            );
             match wake {
                 Wake::Lost(message) => {
                     return Err(ImapError::Imap {
@@ -1210,10 +1215,22 @@ impl ImapIngester {
                 break;
             }
             let sizes = self.sizes(session, batch).await?;
-            let (small, large): (Vec<u32>, Vec<u32>) = batch
+            // Those still there; one without a size (a server that leaves RFC822.SIZE out) is
+            // fetched whole and measured.
+            let (large, small): (Vec<u32>, Vec<u32>) = batch
                 .iter()
                 .filter(|u| sizes.contains_key(u))
-                .partition(|u| sizes.get(u).is_some_and(|s| *s as usize <= max));
+                .partition(|u| {
+                    sizes
+                        .get(u)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|s| s as usize > max)
+                });
+            let sizes: HashMap<u32, u32> = sizes
+                .into_iter()
+                .filter_map(|(u, s)| Some((u, s?)))
+                .collect();
             let mut done = Vec::with_capacity(batch.len());
             if !small.is_empty() {
                 self.fetch_ingest(session, offers, &small, None, &mut counts, &mut done)
@@ -1235,12 +1252,12 @@ impl ImapIngester {
         Ok(counts)
     }
 
-    /// `RFC822.SIZE` of each UID of `batch` still there.
+    /// `RFC822.SIZE` of each UID of `batch` still there (`None`: the server left it out).
     async fn sizes(
         &self,
         session: &mut Session<Stream>,
         batch: &[u32],
-    ) -> Result<HashMap<u32, u32>, ImapError> {
+    ) -> Result<HashMap<u32, Option<u32>>, ImapError> {
         let limit = self.source.limits.command_timeout;
         let wanted: HashSet<u32> = batch.iter().copied().collect();
         let mut sizes = HashMap::with_capacity(batch.len());
@@ -1257,10 +1274,14 @@ impl ImapIngester {
             .await?
         {
             let item = item.map_err(|e| self.imap_err("UID FETCH RFC822.SIZE", e))?;
-            if let (Some(uid), Some(size)) = (item.uid, item.size)
+            if let Some(uid) = item.uid
                 && wanted.contains(&uid)
             {
-                sizes.insert(uid, size);
+                // An unsolicited FETCH (a flag change) for the same UID has no size.
+                let entry = sizes.entry(uid).or_insert(None);
+                if item.size.is_some() {
+                    *entry = item.size;
+                }
             }
         }
         Ok(sizes)
@@ -1354,7 +1375,7 @@ impl ImapIngester {
         };
         match (&self.move_to_wire, offers.moves, offers.uidplus) {
             (Some(dest), true, _) => {
-                self.store(session, &set, &flags).await?;
+                self.store(session, offers, uids, &flags).await?;
                 self.within(limit, "to UID MOVE", session.uid_mv(&set, dest))
                     .await?
                     .map_err(|e| self.imap_err("UID MOVE", e))?;
@@ -1364,7 +1385,7 @@ impl ImapIngester {
                     .await?
                     .map_err(|e| self.imap_err("UID COPY", e))?;
                 if uidplus {
-                    self.store(session, &set, &format!("\\Deleted {flags}"))
+                    self.store(session, offers, uids, &format!("\\Deleted {flags}"))
                         .await?;
                     let gone = self
                         .within(limit, "to UID EXPUNGE", session.uid_expunge(&set))
@@ -1375,31 +1396,78 @@ impl ImapIngester {
                         r.map_err(|e| self.imap_err("UID EXPUNGE", e))?;
                     }
                 } else {
-                    self.store(session, &set, &flags).await?;
+                    self.store(session, offers, uids, &flags).await?;
                 }
             }
-            (None, ..) => self.store(session, &set, &flags).await?,
+            (None, ..) => self.store(session, offers, uids, &flags).await?,
         }
         Ok(())
     }
 
+    /// Adds `flags` to `uids`, then reads the flags back: each message still there must now have
+    /// `\\Seen` (and [`PROCESSED_KEYWORD`] where the folder keeps it), or the mark did not
+    /// hold (a read-only folder) and every later pass would read the messages again.
     async fn store(
         &self,
         session: &mut Session<Stream>,
-        set: &str,
+        offers: &Offers,
+        uids: &[u32],
         flags: &str,
     ) -> Result<(), ImapError> {
         let limit = self.source.limits.command_timeout;
-        let mut updates = self
+        let set = uid_set(uids);
+        {
+            let mut updates = self
+                .within(
+                    limit,
+                    "to UID STORE",
+                    session.uid_store(&set, format!("+FLAGS.SILENT ({flags})")),
+                )
+                .await?
+                .map_err(|e| self.imap_err("UID STORE", e))?;
+            while let Some(r) = self.within(limit, "to UID STORE", updates.next()).await? {
+                r.map_err(|e| self.imap_err("UID STORE", e))?;
+            }
+        }
+        let mut unmarked = HashSet::new();
+        let mut items = self
             .within(
                 limit,
-                "to UID STORE",
-                session.uid_store(set, format!("+FLAGS.SILENT ({flags})")),
+                "to UID FETCH FLAGS",
+                session.uid_fetch(&set, "(UID FLAGS)"),
             )
             .await?
-            .map_err(|e| self.imap_err("UID STORE", e))?;
-        while let Some(r) = self.within(limit, "to UID STORE", updates.next()).await? {
-            r.map_err(|e| self.imap_err("UID STORE", e))?;
+            .map_err(|e| self.imap_err("UID FETCH FLAGS", e))?;
+        while let Some(item) = self
+            .within(limit, "to UID FETCH FLAGS", items.next())
+            .await?
+        {
+            let item = item.map_err(|e| self.imap_err("UID FETCH FLAGS", e))?;
+            let Some(uid) = item.uid else { continue };
+            let (mut seen, mut keyword) = (false, !offers.keyword);
+            for f in item.flags() {
+                match f {
+                    Flag::Seen => seen = true,
+                    Flag::Custom(k) if k.eq_ignore_ascii_case(PROCESSED_KEYWORD) => keyword = true,
+                    _ => {}
+                }
+            }
+            if !(seen && keyword) {
+                unmarked.insert(uid);
+            }
+        }
+        // A message gone meanwhile (another client expunged it) will not be read again.
+        let missing: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| unmarked.contains(u))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ImapError::NotMarked {
+                server: self.source.server(),
+                folder: self.source.folder.clone(),
+                uids: uid_set(&missing),
+            });
         }
         Ok(())
     }
@@ -1601,7 +1669,7 @@ mod tests {
             ("imaps://u@h/INBOX?x", "query"),
             ("imaps://u@h/%zz", "percent-escape"),
             ("imaps://u@h/a%0Db", "line break"),
-            ("imaps://u@h_h/INBOX", "neither a DNS name"),
+            ("imaps://u@a..b/INBOX", "neither a DNS name"),
         ] {
             let e = src(url).expect_err(url).to_string();
             assert!(e.contains(part), "{url}: {e}");

@@ -448,6 +448,7 @@ async fn without_move_the_fallbacks_still_take_processed_mail_out_of_the_search(
     ] {
         let options = DovecotOptions {
             capability: Some(caps.into()),
+            ..DovecotOptions::default()
         };
         let Some(f) = fixture_with(options, ReportLimits::default()).await else {
             return;
@@ -565,5 +566,29 @@ async fn an_imap_server_without_starttls_is_refused_before_any_login() {
         .expect("server ends")
         .expect("joined");
     assert!(!got.contains("LOGIN"), "{got}");
+    f.world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mark_that_does_not_hold_is_a_clear_error_not_an_endless_reread() {
+    let options = DovecotOptions {
+        read_only: true,
+        ..DovecotOptions::default()
+    };
+    let Some(f) = fixture_with(options, ReportLimits::default()).await else {
+        return;
+    };
+    f.dovecot
+        .append("INBOX", &f.mail("ro-1@good-enforce.test", Signing::Tlsrpt));
+    let e = f.imap(None).run_once().await.expect_err("read-only");
+    assert!(matches!(e, ImapError::NotMarked { .. }), "{e}");
+    assert!(e.is_fatal());
+    let text = e.to_string();
+    assert!(
+        text.contains("\"INBOX\"") && text.contains("UIDs 1"),
+        "{text}"
+    );
+    // Ingested all the same: marking comes after storing.
+    assert_eq!(f.reports().await, 1);
     f.world.shutdown();
 }

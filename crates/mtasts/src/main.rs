@@ -56,10 +56,78 @@ enum Command {
     /// Receive, keep and analyse TLS-RPT aggregate reports (RFC 8460)
     #[command(subcommand)]
     Report(ReportCommand),
-    /// Resolve a domain's MTA-STS policy as a sending MTA would, and say why
+    /// Resolve a domain's MTA-STS policy and DANE status as a sending MTA would, and say why
     Resolve(ResolveArgs),
     /// Run the Postfix socketmap policy daemon (smtp_tls_policy_maps)
     Daemon(DaemonArgs),
+    /// Write man pages or shell completions (for packagers)
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Subcommand)]
+enum GenerateCommand {
+    /// Write a man page per command into DIR (mtasts.1, mtasts-check.1, …)
+    Man {
+        /// The directory (must exist)
+        dir: PathBuf,
+    },
+    /// Print the completion script for SHELL on standard output
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Writes `mtasts.1` and one page per subcommand, named as `man` expects (`mtasts-report-ingest.1`).
+fn write_man_pages(
+    cmd: &clap::Command,
+    dir: &std::path::Path,
+    prefix: &str,
+) -> std::io::Result<u32> {
+    let name = if prefix.is_empty() {
+        cmd.get_name().to_owned()
+    } else {
+        format!("{prefix}-{}", cmd.get_name())
+    };
+    let mut n = 0;
+    if !cmd.is_hide_set() {
+        let page = cmd.clone().name(name.clone());
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page).render(&mut buf)?;
+        std::fs::write(dir.join(format!("{name}.1")), buf)?;
+        n += 1;
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            n += write_man_pages(sub, dir, &name)?;
+        }
+    }
+    Ok(n)
+}
+
+fn generate(g: GenerateCommand, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut cmd = command();
+    cmd.build();
+    match g {
+        GenerateCommand::Man { dir } => match write_man_pages(&cmd, &dir, "") {
+            Ok(n) => {
+                let _ = writeln!(out, "{n} man pages written to {}", dir.display());
+                EXIT_OK
+            }
+            Err(e) => {
+                let _ = writeln!(err, "mtasts generate man: {}: {e}", dir.display());
+                EXIT_TROUBLE
+            }
+        },
+        GenerateCommand::Completions { shell } => {
+            // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "mtasts", &mut buf);
+            match out.write_all(&buf) {
+                Ok(()) => EXIT_OK,
+                Err(_) => EXIT_TROUBLE,
+            }
+        }
+    }
 }
 
 #[derive(Args)]
@@ -107,6 +175,9 @@ struct ResolveArgs {
     /// Look up the TXT record even when the cache could answer (a proactive refresh)
     #[arg(long)]
     refresh: bool,
+    /// Do not look up the DANE status (TLSA records, RFC 7672)
+    #[arg(long)]
+    no_dane: bool,
     /// Print JSON instead of text
     #[arg(long)]
     json: bool,
@@ -255,6 +326,7 @@ fn main() -> ExitCode {
         }
         Command::Report(ReportCommand::Prune(a)) => reports_cmd::prune(a, &mut out, &mut err),
         Command::Daemon(a) => daemon(&a, &mut err),
+        Command::Generate(g) => generate(g, &mut out, &mut err),
         Command::Check(a) => check_cmd::check(a, &mut out, &mut err),
         Command::Init(a) => init_cmd::init(a, &mut out, &mut err),
         Command::Demo(a) => demo_cmd::demo(a, &mut out, &mut err),
@@ -267,6 +339,7 @@ fn main() -> ExitCode {
                 port: a.port,
                 cache: a.cache,
                 refresh: a.refresh,
+                dane: !a.no_dane,
                 json: a.json,
             },
             &mut out,

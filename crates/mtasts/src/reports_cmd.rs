@@ -94,8 +94,31 @@ impl VerifyArgs {
 pub(crate) struct IngestArgs {
     /// Files (.json, .json.gz, .gz, .eml), mbox files, Maildir folders, or directories of
     /// these (read recursively)
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(value_name = "PATH", required_unless_present = "imap")]
     pub paths: Vec<PathBuf>,
+    /// Fetch report mail over IMAP: imaps://USER@HOST[:PORT]/FOLDER, or imap://… (STARTTLS
+    /// required; never a plaintext login)
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "paths",
+        requires = "password_file"
+    )]
+    pub imap: Option<String>,
+    /// The IMAP password, in a file (one trailing newline is ignored)
+    #[arg(long, value_name = "FILE", requires = "imap")]
+    pub password_file: Option<PathBuf>,
+    /// Move processed messages to this folder (created if missing); without it they are
+    /// flagged \Seen and $MtastsIngested so that the next run skips them
+    #[arg(long, value_name = "FOLDER", requires = "imap")]
+    pub move_to: Option<String>,
+    /// Keep running: wait for new mail with IDLE, reconnect with backoff on failures, until
+    /// SIGINT or SIGTERM
+    #[arg(long, requires = "imap")]
+    pub watch: bool,
+    /// Trust these CA certificates (PEM) for the IMAP server instead of the platform's
+    #[arg(long, value_name = "FILE", requires = "imap")]
+    pub imap_ca_file: Option<PathBuf>,
     /// Print the counts as JSON
     #[arg(long)]
     pub json: bool,
@@ -284,6 +307,9 @@ pub(crate) fn ingest(a: IngestArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             Ok(i) => i,
             Err(e) => return fail(err, "ingest", e),
         };
+        if let Some(url) = &a.imap {
+            return ingest_imap(&a, url, ingester, out, err).await;
+        }
         let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| {
             let pb = indicatif::ProgressBar::new_spinner();
             pb.set_style(
@@ -456,6 +482,105 @@ pub(crate) fn receive(a: ReceiveArgs, err: &mut dyn Write) -> u8 {
         while servers.join_next().await.is_some() {}
         EXIT_OK
     })
+}
+
+/// `mtasts report ingest --imap URL`: one pass, or `--watch` until a stop signal.
+async fn ingest_imap(
+    a: &IngestArgs,
+    url: &str,
+    ingester: Ingester,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    use mtasts_tlsrpt_receive::imap::{ImapIngester, ImapSource};
+    let Some(password) = &a.password_file else {
+        return fail(err, "ingest", "--imap needs --password-file");
+    };
+    let mut source = match ImapSource::new(url, password) {
+        Ok(s) => s,
+        Err(e) => return fail(err, "ingest", e),
+    };
+    source.move_to = a.move_to.clone();
+    source.roots = mtasts_net::tls::TrustRoots::from_option(a.imap_ca_file.as_deref());
+    let imap = match ImapIngester::new(source, ingester) {
+        Ok(i) => i,
+        Err(e) => return fail(err, "ingest", e),
+    };
+    let print = |out: &mut dyn Write, c: &mtasts_tlsrpt_receive::ingest::Counts| {
+        if a.json {
+            writeln!(
+                out,
+                "{}",
+                json!({
+                    "read": c.read,
+                    "stored": c.stored,
+                    "duplicates": c.duplicates,
+                    "quarantined": c.quarantined,
+                    "imap": imap.source().url(),
+                })
+            )
+        } else {
+            writeln!(out, "{c}")
+        }
+    };
+    if !a.watch {
+        return match imap.run_once().await {
+            Ok(c) => {
+                if print(out, &c).is_err() {
+                    EXIT_TROUBLE
+                } else {
+                    EXIT_OK
+                }
+            }
+            Err(e) => fail(err, "ingest", e),
+        };
+    }
+    if let Err(e) = mtasts_daemon::logging::init(&mtasts_daemon::config::LogConfig::default()) {
+        return fail(err, "ingest", e);
+    }
+    let stop = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    };
+    let json = a.json;
+    let result = imap
+        .watch(stop, |c| {
+            if c.read > 0 {
+                if json {
+                    tracing::info!(
+                        read = c.read,
+                        stored = c.stored,
+                        duplicates = c.duplicates,
+                        quarantined = c.quarantined,
+                        "IMAP pass"
+                    );
+                } else {
+                    tracing::info!("IMAP pass: {c}");
+                }
+            }
+        })
+        .await;
+    match result {
+        Ok(total) => {
+            if print(out, &total).is_err() {
+                EXIT_TROUBLE
+            } else {
+                EXIT_OK
+            }
+        }
+        Err(e) => fail(err, "ingest", e),
+    }
 }
 
 /// `mtasts report quarantine …`.

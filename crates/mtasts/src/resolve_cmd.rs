@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mtasts_resolver::render::{to_json, write_text};
+use mtasts_resolver::render::{dane_json, to_json, write_dane_text, write_text};
 use mtasts_resolver::store::{self, StoreConfig};
 use mtasts_resolver::{Outcome, Resolver, ResolverConfig, system_clock};
+
+use mtasts_core::dane::Decision;
 
 use crate::{EXIT_FINDINGS, EXIT_OK, EXIT_TROUBLE};
 
@@ -20,6 +22,7 @@ pub(crate) struct ResolveOptions {
     pub(crate) port: Option<u16>,
     pub(crate) cache: Option<String>,
     pub(crate) refresh: bool,
+    pub(crate) dane: bool,
     pub(crate) json: bool,
 }
 
@@ -91,10 +94,28 @@ pub(crate) fn resolve(o: &ResolveOptions, out: &mut dyn Write, err: &mut dyn Wri
                 Outcome::Transient { .. } => EXIT_FINDINGS,
                 Outcome::Invalid { .. } => EXIT_TROUBLE,
             });
+            let dane = if o.dane && !matches!(res.outcome, Outcome::Invalid { .. }) {
+                Some(resolver.resolve_dane(domain, o.refresh).await)
+            } else {
+                None
+            };
+            if let Some(d) = &dane
+                && matches!(d.decision(), Decision::Delay { .. })
+            {
+                // A DNSSEC failure: a sender waits, as for a DNS failure.
+                worst = worst.max(EXIT_FINDINGS);
+            }
             if o.json {
-                all.push(to_json(&res, &trace));
+                let mut v = to_json(&res, &trace);
+                if let (Some(d), Some(obj)) = (&dane, v.as_object_mut()) {
+                    obj.insert("dane".to_owned(), dane_json(&res, d));
+                }
+                all.push(v);
             } else {
                 let _ = write_text(out, &res, &trace, store.backend());
+                if let Some(d) = &dane {
+                    let _ = write_dane_text(out, &res, d);
+                }
             }
         }
         if o.json {

@@ -551,3 +551,91 @@ fn report_receive_refuses_to_start_without_tls_unless_told() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn report_ingest_over_imap_verifies_moves_and_skips_what_it_has_seen() {
+    use mtasts_test_support::dkim::{Signer, Signing};
+    use mtasts_test_support::dovecot::Dovecot;
+    let Some(signer) = Signer::new("reporter.test", "tlsrpt") else {
+        return;
+    };
+    let Some(imap) = Dovecot::start() else {
+        return;
+    };
+    let w = lab();
+    w.set_txt(&signer.key_name(), &[&signer.key_record(true)])
+        .expect("key");
+    for (i, signing) in [Signing::Tlsrpt, Signing::Tlsrpt, Signing::Unsigned]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("imap-{i}@reporter.test");
+        let json = report_json("reporter.test", &id, "2026-11-20", "customer.test", 5, "");
+        let mail = signer.report_mail(
+            json.as_bytes(),
+            "customer.test",
+            "reporter.test",
+            &id,
+            signing,
+        );
+        imap.append("INBOX", &mail);
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("reports.db");
+    let url = imap.imaps_url("INBOX");
+    let pw = imap.password_file().display().to_string();
+    let ca = imap.ca_pem_path().display().to_string();
+    let dns = w.dns_addr().to_string();
+    let args = [
+        "report",
+        "ingest",
+        "--imap",
+        &url,
+        "--password-file",
+        &pw,
+        "--imap-ca-file",
+        &ca,
+        "--move-to",
+        "Processed",
+        "--dns",
+        &dns,
+    ];
+    let o = mtasts(&db, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "3 read, 2 stored, 0 duplicates, 1 quarantined"
+    );
+    assert_eq!(imap.count("INBOX"), 0);
+    assert_eq!(imap.count("Processed"), 3);
+    let o = mtasts(&db, &args);
+    assert_eq!(
+        stdout(&o).trim(),
+        "0 read, 0 stored, 0 duplicates, 0 quarantined"
+    );
+    let o = mtasts(&db, &["report", "summary", "--json"]);
+    assert_eq!(
+        json(&o)["total"]["successful"],
+        10,
+        "the two verified reports"
+    );
+    // A wrong password is a clear error, exit 2.
+    let bad = dir.path().join("bad-password");
+    std::fs::write(&bad, "wrong\n").expect("write");
+    let bad = bad.display().to_string();
+    let o = mtasts(
+        &db,
+        &[
+            "report",
+            "ingest",
+            "--imap",
+            &url,
+            "--password-file",
+            &bad,
+            "--imap-ca-file",
+            &ca,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    w.shutdown();
+}

@@ -97,3 +97,76 @@ fn bad_input_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(err.contains("--cache \"mysql:x\""), "{err}");
 }
+
+fn dane_world() -> World {
+    let scenario = mtasts_lab::Scenario::from_toml_str(
+        r#"
+        [domains."dane.test"]
+        comment = "signed, a usable 3 1 1 record for the private-CA MX, and an enforce policy"
+        dnssec_signed = true
+        sts_txt = ["v=STSv1; id=1;"]
+        mx = ["10 mx1.dane.test"]
+        [domains."dane.test".policy]
+        mode = "enforce"
+        max_age = 86400
+        mx = ["mx1.dane.test"]
+        [domains."dane.test".hosts.mx1]
+        cert = "untrusted-ca"
+        tlsa = ["3 1 1", "1 1 1"]
+
+        [domains."bogus.test"]
+        comment = "signed, the TLSA RRset is bogus"
+        dnssec_signed = true
+        mx = ["10 mx1.bogus.test"]
+        [domains."bogus.test".hosts.mx1]
+        tlsa = ["3 1 1"]
+        [domains."bogus.test".dns."_25._tcp.mx1"]
+        fault = "bogus"
+        fault_types = ["TLSA"]
+        "#,
+        "<resolve dane>",
+    )
+    .expect("scenario");
+    World::start(&scenario, WorldOptions::default()).expect("world")
+}
+
+#[test]
+fn dane_decision_and_evidence_are_shown() {
+    let w = dane_world();
+    let o = resolve(&w, &["dane.test"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let t = text(&o);
+    for needle in [
+        "dane.test: enforce",
+        "  DANE          mandatory: every MX host has DNSSEC-validated, usable TLSA records",
+        "  applies       dane-only: DANE for every MX host, MTA-STS is not applied (RFC 8461 §2)",
+        "  MX            10 mx1.dane.test (secure, AD, TTL 300 s)",
+        "  host          mx1.dane.test: 127.",
+        "    TLSA _25._tcp.mx1.dane.test  2 record(s) (secure, AD, TTL 300 s)",
+        "  usable (DANE-EE SPKI SHA2-256)",
+        "  unusable: certificate usage 1 (PKIX-EE) is undefined for SMTP and treated as unusable",
+        "    outcome     authenticated TLS required (RFC 7672 §2.2)",
+    ] {
+        assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
+    }
+    let o = resolve(&w, &["--json", "dane.test"]);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["dane"]["decision"]["decision"], "mandatory");
+    assert_eq!(v["dane"]["applies"]["apply"], "dane-only");
+    assert_eq!(v["dane"]["evidence"]["mx"]["security"], "secure");
+    let o = resolve(&w, &["--no-dane", "dane.test"]);
+    assert!(!text(&o).contains("DANE"), "{}", text(&o));
+}
+
+#[test]
+fn dnssec_failure_is_a_temporary_failure_with_exit_1() {
+    let w = dane_world();
+    let o = resolve(&w, &["bogus.test"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("applies       temporary failure: deliveries wait, no fallback to MTA-STS or opportunistic TLS"),
+        "{t}"
+    );
+    assert!(t.contains("lookup error: this host is skipped"), "{t}");
+}

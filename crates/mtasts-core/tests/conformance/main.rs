@@ -7,6 +7,7 @@ mod support;
 
 mod apply;
 mod cache;
+mod dane;
 mod dkim;
 mod fetch;
 mod interop;
