@@ -291,7 +291,6 @@ pub struct ReportsConfig {
     pub receiver: ReceiverConfig,
 }
 
-
 /// The readiness thresholds ([`Thresholds`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -494,22 +493,26 @@ impl Config {
             ("admin.listen", &self.admin.listen),
         ] {
             for (i, a) in list.iter().enumerate() {
-                if list[..i].contains(a) {
+                // Port 0 (the kernel picks one) never collides.
+                if a.port() != 0 && list[..i].contains(a) {
                     return Err(invalid(key, format!("{a} is listed twice")));
                 }
             }
         }
-        if let Some(a) = self.http_listen.iter().find(|a| self.listen.contains(a)) {
+        if let Some(a) = self
+            .http_listen
+            .iter()
+            .find(|a| a.port() != 0 && self.listen.contains(a))
+        {
             return Err(invalid(
                 "http_listen",
                 format!("{a} is also an HTTPS listener"),
             ));
         }
-        if let Some(a) = self
-            .admin
-            .listen
-            .iter()
-            .find(|a| self.listen.contains(a) || self.http_listen.contains(a))
+        if let Some(a) =
+            self.admin.listen.iter().find(|a| {
+                a.port() != 0 && (self.listen.contains(a) || self.http_listen.contains(a))
+            })
         {
             return Err(invalid(
                 "admin.listen",

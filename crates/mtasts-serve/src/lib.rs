@@ -6,3 +6,7 @@
 
 pub mod certs;
 pub mod config;
+pub mod metrics;
+pub mod policies;
+pub mod run;
+pub mod server;
