@@ -737,7 +737,8 @@ mod tests {
                 }
             } else if let Some((k, _)) = l.split_once(" = ")
                 && !k.is_empty()
-                && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                && k.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             {
                 out.insert(if table.is_empty() {
                     k.to_owned()
@@ -766,6 +767,43 @@ mod tests {
             missing.is_empty() && unknown.is_empty(),
             "contrib/mtasts-serve.toml: keys of the code not shown: {missing:?}; keys shown the code does not read: {unknown:?}"
         );
+    }
+
+    /// Each value the example shows for a key with a default is that default.
+    #[test]
+    fn contrib_example_shows_the_defaults() {
+        let defaults = toml::Value::try_from(Config::default()).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(contrib()).unwrap_or_else(|e| panic!("{e}"));
+        let mut table: Vec<String> = Vec::new();
+        let mut compared = 0;
+        for line in text.lines() {
+            let l = line.trim_start_matches('#').trim_start();
+            if l.starts_with('[') && l.ends_with(']') {
+                table = l
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .split('.')
+                    .map(str::to_owned)
+                    .collect();
+                continue;
+            }
+            let Some((k, v)) = l.split_once(" = ") else {
+                continue;
+            };
+            let mut node = Some(&defaults);
+            for part in table.iter().chain(std::iter::once(&k.to_owned())) {
+                node = node.and_then(|n| n.get(part.as_str()));
+            }
+            let Some(default) = node else { continue };
+            let shown: toml::Value = toml::from_str::<toml::Table>(&format!("x = {v}"))
+                .unwrap_or_else(|e| panic!("{line}: {e}"))
+                .remove("x")
+                .unwrap_or_else(|| panic!("{line}"));
+            assert_eq!(&shown, default, "contrib/mtasts-serve.toml: {line}");
+            compared += 1;
+        }
+        assert!(compared > 30, "only {compared} defaults compared");
+        let log = LogConfig::default();
+        assert!(text.contains(&format!("# level = \"{}\"", log.level)));
     }
 
     /// docs/serve.md gives every numeric key its enforced range.

@@ -6,6 +6,7 @@
 
 pub mod certs;
 pub mod config;
+pub mod manage;
 pub mod metrics;
 pub mod policies;
 pub mod run;
