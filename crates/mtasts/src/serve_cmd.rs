@@ -15,7 +15,6 @@ use crate::{EXIT_FINDINGS, EXIT_OK, EXIT_TROUBLE};
 
 /// `mtasts serve`.
 #[derive(Args, Debug)]
-#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct ServeArgs {
     /// The configuration file (TOML; see contrib/mtasts-serve.toml)
     #[arg(
@@ -83,6 +82,9 @@ fn utc(t: i64) -> String {
 /// Dispatches `mtasts serve …`: 0 success; 1 drift or a refused policy (`--check`), a
 /// refused promotion; 2 the job could not be done.
 pub(crate) fn serve(a: ServeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    if a.check && a.action.is_some() {
+        return fail(err, "", "--check takes no subcommand");
+    }
     let config = match Config::load(&a.config) {
         Ok(c) => c,
         Err(e) => return fail(err, "", e.one_line()),
