@@ -21,7 +21,7 @@ pub trait CertSource: Send + Sync + std::fmt::Debug {
 /// maps to it).
 #[derive(Default)]
 pub struct CertStore {
-    by_name: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    by_name: RwLock<HashMap<String, (Arc<CertifiedKey>, u64)>>,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -45,7 +45,21 @@ impl CertStore {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&name)
-            .cloned()
+            .map(|(k, _)| Arc::clone(k))
+    }
+
+    /// Each name and the `notAfter` (Unix seconds) of its certificate, sorted by name: for
+    /// the expiry metric.
+    pub fn expiries(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .by_name
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(n, (_, not_after))| (n.clone(), *not_after))
+            .collect();
+        v.sort();
+        v
     }
 
     /// The names that have a certificate, sorted.
@@ -61,11 +75,12 @@ impl CertStore {
         v
     }
 
-    /// Serves `key` for each of `names` from now on (the swap).
-    pub fn put(&self, names: &[String], key: Arc<CertifiedKey>) {
+    /// Serves `key` (valid until `not_after`, Unix seconds) for each of `names` from now on
+    /// (the swap).
+    pub fn put(&self, names: &[String], key: Arc<CertifiedKey>, not_after: u64) {
         let mut map = self.by_name.write().unwrap_or_else(|p| p.into_inner());
         for n in names {
-            map.insert(n.to_ascii_lowercase(), Arc::clone(&key));
+            map.insert(n.to_ascii_lowercase(), (Arc::clone(&key), not_after));
         }
     }
 }

@@ -92,20 +92,37 @@ impl ChallengeStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
 
-    pub(crate) fn put_http01(&self, token: &str, key_authorization: &str) {
+/// Where the manager puts the challenges it answers while a validation runs, and removes
+/// them afterwards: [`ChallengeStore`], or a server's own maps (`mtasts serve` implements it
+/// for its ACME hooks; see [`crate::Acme::with_challenge_sink`]). Called from the ACME task,
+/// never during a handshake.
+pub trait ChallengeSink: Send + Sync + std::fmt::Debug {
+    /// Answer `GET /.well-known/acme-challenge/<token>` with `key_authorization`.
+    fn put_http01(&self, token: &str, key_authorization: &str);
+    /// Stop answering for `token`.
+    fn remove_http01(&self, token: &str);
+    /// Present `key` to `acme-tls/1` handshakes for `name`.
+    fn put_tls_alpn01(&self, name: &str, key: Arc<CertifiedKey>);
+    /// Stop presenting a challenge certificate for `name`.
+    fn remove_tls_alpn01(&self, name: &str);
+}
+
+impl ChallengeSink for ChallengeStore {
+    fn put_http01(&self, token: &str, key_authorization: &str) {
         write(&self.http01).insert(token.to_owned(), key_authorization.to_owned());
     }
 
-    pub(crate) fn remove_http01(&self, token: &str) {
+    fn remove_http01(&self, token: &str) {
         write(&self.http01).remove(token);
     }
 
-    pub(crate) fn put_tls_alpn01(&self, name: &str, key: Arc<CertifiedKey>) {
+    fn put_tls_alpn01(&self, name: &str, key: Arc<CertifiedKey>) {
         write(&self.tls_alpn01).insert(name.to_ascii_lowercase(), key);
     }
 
-    pub(crate) fn remove_tls_alpn01(&self, name: &str) {
+    fn remove_tls_alpn01(&self, name: &str) {
         write(&self.tls_alpn01).remove(&name.to_ascii_lowercase());
     }
 }

@@ -24,7 +24,7 @@ mod manager;
 pub mod store;
 
 pub use certs::{AcmeResolver, CertSource, CertStore};
-pub use challenge::{ACME_TLS_ALPN, ChallengeStore, HTTP01_PREFIX};
+pub use challenge::{ACME_TLS_ALPN, ChallengeSink, ChallengeStore, HTTP01_PREFIX};
 pub use http::HttpLimits;
 pub use manager::{Acme, CertStatus, ChallengeKind, Ensured, Settings};
 

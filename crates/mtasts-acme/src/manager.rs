@@ -19,7 +19,7 @@ use mtasts_net::tls::{TlsClient, TrustRoots, Verification};
 use serde::{Deserialize, Serialize};
 
 use crate::certs::{AcmeResolver, CertStore};
-use crate::challenge::{ChallengeStore, tls_alpn01_certificate};
+use crate::challenge::{ChallengeSink, ChallengeStore, tls_alpn01_certificate};
 use crate::http::{AcmeHttp, HttpLimits};
 use crate::store::Storage;
 use crate::{AcmeError, valid_name};
@@ -225,6 +225,7 @@ pub struct Acme {
     http: AcmeHttp,
     certs: Arc<CertStore>,
     challenges: Arc<ChallengeStore>,
+    sink: Arc<dyn ChallengeSink>,
     state: Mutex<HashMap<String, NameState>>,
     account: tokio::sync::Mutex<Option<Account>>,
     /// One order at a time.
@@ -308,6 +309,24 @@ impl Acme {
     /// certificate into [`Acme::certs`] (a stored certificate that cannot be used is logged
     /// and counts as missing); touches no network.
     pub fn new(settings: Settings, dns: Arc<dyn DnsLookup>) -> Result<Arc<Acme>, AcmeError> {
+        Acme::build(settings, dns, None)
+    }
+
+    /// As [`Acme::new`], with the challenges put into `sink` (a server's own challenge maps)
+    /// instead of [`Acme::challenges`], which then stays empty.
+    pub fn with_challenge_sink(
+        settings: Settings,
+        dns: Arc<dyn DnsLookup>,
+        sink: Arc<dyn ChallengeSink>,
+    ) -> Result<Arc<Acme>, AcmeError> {
+        Acme::build(settings, dns, Some(sink))
+    }
+
+    fn build(
+        settings: Settings,
+        dns: Arc<dyn DnsLookup>,
+        sink: Option<Arc<dyn ChallengeSink>>,
+    ) -> Result<Arc<Acme>, AcmeError> {
         settings.validate()?;
         let storage = Storage::open(&settings.storage_dir)?;
         let roots = TrustRoots::from_option(settings.ca_file.as_deref());
@@ -330,7 +349,7 @@ impl Acme {
                     .and_then(|k| lifetime_of(name, &k).map(|l| (k, l)))
                 {
                     Ok((key, l)) => {
-                        certs.put(std::slice::from_ref(name), key);
+                        certs.put(std::slice::from_ref(name), key, l.not_after);
                         lifetime = Some(l);
                     }
                     Err(e) => tracing::warn!("{e}; a new certificate will be ordered"),
@@ -346,12 +365,15 @@ impl Acme {
                 },
             );
         }
+        let challenges = ChallengeStore::new();
+        let sink = sink.unwrap_or_else(|| Arc::clone(&challenges) as Arc<dyn ChallengeSink>);
         Ok(Arc::new(Acme {
             settings,
             storage,
             http,
             certs,
-            challenges: ChallengeStore::new(),
+            challenges,
+            sink,
             state: Mutex::new(state),
             account: tokio::sync::Mutex::new(None),
             ordering: tokio::sync::Mutex::new(()),
@@ -594,7 +616,7 @@ impl Acme {
                 let key_authorization = challenge.key_authorization();
                 match self.settings.challenge {
                     ChallengeKind::Http01 => {
-                        self.challenges
+                        self.sink
                             .put_http01(&challenge.token, key_authorization.as_str());
                         http_tokens.push(challenge.token.clone());
                     }
@@ -602,7 +624,7 @@ impl Acme {
                         let ident = challenge.identifier().to_string();
                         let key =
                             tls_alpn01_certificate(&ident, key_authorization.digest().as_ref())?;
-                        self.challenges.put_tls_alpn01(&ident, key);
+                        self.sink.put_tls_alpn01(&ident, key);
                         alpn_names.push(ident);
                     }
                 }
@@ -656,10 +678,10 @@ impl Acme {
         }
         .await;
         for t in &http_tokens {
-            self.challenges.remove_http01(t);
+            self.sink.remove_http01(t);
         }
         for n in &alpn_names {
-            self.challenges.remove_tls_alpn01(n);
+            self.sink.remove_tls_alpn01(n);
         }
         let (key_pem, chain_pem) = result?;
         self.storage.write_cert(name, &key_pem, &chain_pem)?;
@@ -667,7 +689,7 @@ impl Acme {
         let key = mtasts_net::tls::certified_key(&path, &path)
             .map_err(|e| step("store")(e.to_string()))?;
         let lifetime = lifetime_of(name, &key)?;
-        self.certs.put(&[name.to_owned()], key);
+        self.certs.put(&[name.to_owned()], key, lifetime.not_after);
         Ok(lifetime)
     }
 

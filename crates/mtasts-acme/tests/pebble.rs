@@ -175,6 +175,23 @@ impl Lab {
         acme
     }
 
+    /// A manager putting its challenges into a store the server owns (as `mtasts serve` does
+    /// with its own maps, through [`mtasts_acme::ChallengeSink`]).
+    fn manager_with_server_store(&self, settings: Settings) -> Arc<Acme> {
+        let server_side = ChallengeStore::new();
+        let acme = Acme::with_challenge_sink(
+            settings,
+            Arc::clone(&self.dns),
+            Arc::clone(&server_side) as Arc<dyn mtasts_acme::ChallengeSink>,
+        )
+        .unwrap();
+        *self.resolver.0.write().unwrap() = Some(Arc::new(mtasts_acme::AcmeResolver {
+            certs: acme.certs(),
+            challenges: server_side,
+        }));
+        acme
+    }
+
     /// The leaf the TLS listener serves for NAME, verified against Pebble's root.
     async fn served_leaf(&self, root_pem: &std::path::Path) -> Vec<u8> {
         let client = mtasts_net::tls::TlsClient::from_roots(&mtasts_net::tls::TrustRoots::Path(
@@ -284,7 +301,9 @@ async fn tls_alpn01_obtains_a_certificate_and_a_forced_renewal_is_served_without
     let storage = tempfile::tempdir().unwrap();
     let root = storage.path().join("pebble-root.pem");
     std::fs::write(&root, lab.pebble.issuer_root_pem()).unwrap();
-    let acme = lab.manager(lab.settings(ChallengeKind::TlsAlpn01, &storage.path().join("acme")));
+    let acme = lab.manager_with_server_store(
+        lab.settings(ChallengeKind::TlsAlpn01, &storage.path().join("acme")),
+    );
     let not_after = obtain(&acme, &lab).await;
     assert!(not_after > 0);
     let before = lab.served_leaf(&root).await;
@@ -302,6 +321,17 @@ async fn tls_alpn01_obtains_a_certificate_and_a_forced_renewal_is_served_without
         after.as_slice()
     );
     assert_eq!(acme.accounts_created(), 1, "one account for both orders");
+    assert!(
+        acme.challenges().is_empty(),
+        "the server's store was used, not this one"
+    );
+    assert_eq!(
+        acme.certs().expiries(),
+        vec![(
+            NAME.to_owned(),
+            acme.status(0)[0].lifetime.unwrap().not_after
+        )]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
