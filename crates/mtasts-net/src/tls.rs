@@ -593,14 +593,53 @@ pub fn certified_key(
     key_path: &Path,
 ) -> Result<Arc<rustls::sign::CertifiedKey>, ServerTlsError> {
     let (chain, key) = read_chain_and_key(chain_path, key_path)?;
+    certified_key_from_der(
+        chain,
+        key,
+        &chain_path.display().to_string(),
+        &key_path.display().to_string(),
+    )
+}
+
+/// A certificate chain (leaf first) and its key, already in DER, ready to be served: the key
+/// is loaded with ring and must belong to the leaf. `chain_name` and `key_name` say in an
+/// error where they came from (paths, or e.g. `TLS-ALPN-01 challenge for NAME`).
+pub fn certified_key_from_der(
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    chain_name: &str,
+    key_name: &str,
+) -> Result<Arc<rustls::sign::CertifiedKey>, ServerTlsError> {
     let provider = rustls::crypto::ring::default_provider();
     rustls::sign::CertifiedKey::from_der(chain, key, &provider)
         .map(Arc::new)
         .map_err(|e| ServerTlsError::Refused {
-            chain: chain_path.display().to_string(),
-            key: key_path.display().to_string(),
+            chain: chain_name.to_owned(),
+            key: key_name.to_owned(),
             message: e.to_string(),
         })
+}
+
+/// Like [`certified_key_from_der`], without the check that the key belongs to the leaf: that
+/// check parses the leaf with webpki, which refuses a certificate with a critical extension
+/// it does not know, such as the `acmeIdentifier` of an RFC 8737 TLS-ALPN-01 challenge
+/// certificate. Only for a certificate the caller has just made with this key.
+pub fn certified_key_unchecked(
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    name: &str,
+) -> Result<Arc<rustls::sign::CertifiedKey>, ServerTlsError> {
+    let provider = rustls::crypto::ring::default_provider();
+    let signing =
+        provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| ServerTlsError::Refused {
+                chain: name.to_owned(),
+                key: name.to_owned(),
+                message: e.to_string(),
+            })?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(chain, signing)))
 }
 
 /// What every mtasts TLS server configuration starts from: rustls with ring, TLS 1.2 and 1.3
