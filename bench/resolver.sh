@@ -17,11 +17,16 @@
 # 6. warm: with both caches full, socketmap-load at 1, 16 and 64 connections against ours and
 #    the peer, and redis-benchmark -t get against redis-server 127.0.0.1:16379 (the
 #    near-physical reference), alternating, rounds after a warm-up;
-# 7. prints the Markdown table and writes it to target/bench/resolver-results.md.
+# 7. DANE cost (issue 16): the same daemon with `dane = "on"` (ours-dane, 127.0.0.1:8462)
+#    in the cold and warm phases: every lookup then also asks for the MX RRset and addresses
+#    with the AD flag (the bench domains are unsigned, so MTA-STS answers as before, which is
+#    the case of almost every domain); ours (dane off) is the unchanged baseline;
+# 8. prints the Markdown table and writes it to target/bench/resolver-results.md.
 #
 # --quick: 2 rounds, 2 s warm runs, one cold round each without warm-up, memory at 20,000.
 # Environment overrides (for experiments): MTBENCH_ROUNDS, MTBENCH_DURATION, MTBENCH_COLD_N,
-# MTBENCH_MEM_N, MTBENCH_COLD_ROUNDS, MTBENCH_NETNS, MTBENCH_AAAA=0 (no AAAA records).
+# MTBENCH_MEM_N, MTBENCH_COLD_ROUNDS, MTBENCH_NETNS, MTBENCH_AAAA=0 (no AAAA records),
+# MTBENCH_DANE=0 (leave out ours-dane).
 #
 # Bounded: every wait has a time limit, every loop a count, every load run a duration or
 # --max-time, and the whole script aborts after MAX_TOTAL seconds. On exit (normal, error or
@@ -49,6 +54,7 @@ fi
 # ---------------------------------------------------------------- parameters
 NETNS=${MTBENCH_NETNS:-mtbench}
 OURS_ADDR=127.0.0.1:8461
+DANE_ADDR=127.0.0.1:8462
 PEER_PORT=18461
 PEER_ADDR=127.0.0.1:$PEER_PORT
 REDIS_PORT=16379
@@ -83,12 +89,13 @@ LAB=$ROOT/target/release/mtasts-lab
 . "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- cleanup
-OURS_PID=""; PEER_PID=""; REDIS_PID=""
+OURS_PID=""; DANE_PID=""; PEER_PID=""; REDIS_PID=""
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_pid "$OURS_PID" 25; OURS_PID=""
+  stop_pid "$DANE_PID" 25; DANE_PID=""
   stop_pid "$PEER_PID" 25; PEER_PID=""
   stop_pid "$REDIS_PID" 5; REDIS_PID=""
   # Safety net: anything this script started inside the namespace and did not stop.
@@ -220,6 +227,9 @@ type = "memory"
 [resolver.memory]
 capacity = $PEER_CACHE_SIZE
 EOF
+  # ours-dane: the same, on its own port, with DANE first in the default zone.
+  sed -e "s|$OURS_ADDR|$DANE_ADDR|" "$RUN/ours.toml" > "$RUN/ours-dane.toml"
+  printf '\n[default_zone]\ndane = "on"\n' >> "$RUN/ours-dane.toml"
 }
 
 wait_port() { # PORT PID NAME: wait (up to 60 s) until something accepts on 127.0.0.1:PORT
@@ -258,12 +268,20 @@ start_peer() {
   PEER_PID=$!
   wait_port "$PEER_PORT" "$PEER_PID" peer
 }
+start_ours_dane() {
+  START_SEQ=$((START_SEQ + 1))
+  port_free "${DANE_ADDR##*:}"
+  ip netns exec "$NETNS" "$MTASTS" daemon --config "$RUN/ours-dane.toml" > "$RUN/ours-dane-$START_SEQ.log" 2>&1 &
+  DANE_PID=$!
+  wait_port "${DANE_ADDR##*:}" "$DANE_PID" ours-dane
+}
 stop_ours() { stop_pid "$OURS_PID" 25; OURS_PID=""; }
+stop_ours_dane() { stop_pid "$DANE_PID" 25; DANE_PID=""; }
 stop_peer() { stop_pid "$PEER_PID" 25; PEER_PID=""; }
-start() { if [ "$1" = ours ]; then start_ours; else start_peer; fi; }
-stop() { if [ "$1" = ours ]; then stop_ours; else stop_peer; fi; }
-addr_of() { if [ "$1" = ours ]; then echo "$OURS_ADDR"; else echo "$PEER_ADDR"; fi; }
-pid_of() { if [ "$1" = ours ]; then echo "$OURS_PID"; else echo "$PEER_PID"; fi; }
+start() { case "$1" in ours) start_ours ;; ours-dane) start_ours_dane ;; *) start_peer ;; esac; }
+stop() { case "$1" in ours) stop_ours ;; ours-dane) stop_ours_dane ;; *) stop_peer ;; esac; }
+addr_of() { case "$1" in ours) echo "$OURS_ADDR" ;; ours-dane) echo "$DANE_ADDR" ;; *) echo "$PEER_ADDR" ;; esac; }
+pid_of() { case "$1" in ours) echo "$OURS_PID" ;; ours-dane) echo "$DANE_PID" ;; *) echo "$PEER_PID" ;; esac; }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() { # PID: user + system CPU time so far, in clock ticks (0 if gone)
@@ -279,10 +297,13 @@ cpu_s() { # TICKS_BEFORE TICKS_AFTER
 
 TARGETS=(peer)
 [ "$OURS" = 1 ] && TARGETS=(ours peer)
+# The cold and warm phases also measure ours-dane; the memory phase compares ours and the peer.
+ALL_TARGETS=("${TARGETS[@]}")
+[ "$OURS" = 1 ] && [ "${MTBENCH_DANE:-1}" != 0 ] && ALL_TARGETS=(ours ours-dane peer)
 
 world_up "$WORLD_N"
 # Sanity: one lookup through each daemon must give an OK policy answer.
-for t in "${TARGETS[@]}"; do
+for t in "${ALL_TARGETS[@]}"; do
   start "$t"
   addr=$(addr_of "$t")
   nsexec timeout 60 "$LOAD" --addr "$addr" --domain d00001.bench.test --requests 1 \
@@ -299,7 +320,7 @@ done
 # ---------------------------------------------------------------- cold
 cold_round() { # ROUND
   local r=$1 t
-  for t in "${TARGETS[@]}"; do
+  for t in "${ALL_TARGETS[@]}"; do
     budget
     start "$t"
     local pid lpid d0 d1 l0 l1
@@ -357,10 +378,19 @@ if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; 
   REDIS_VERSION=$(redis-server --version | awk '{print $1, $2, $3}')
 fi
 
+if [ "${#ALL_TARGETS[@]}" -gt "${#TARGETS[@]}" ]; then
+  # ours-dane joins the warm runs with its cache (policies and DANE assessments) filled.
+  budget
+  start ours-dane
+  nsexec timeout 900 "$LOAD" --addr "$DANE_ADDR" --domains "$RUN/domains-warm.txt" --cold \
+    -c "$COLD_CONNS" --expect-prefix OK --timeout 30 --max-time 850 --json \
+    > "$RUN/fill-ours-dane.json" || die "socketmap-load failed against ours-dane (cache fill)"
+fi
+
 declare -A REDIS_N
 for c in "${CONCS[@]}"; do
   for ((r = 0; r <= ROUNDS; r++)); do
-    for t in "${TARGETS[@]}"; do
+    for t in "${ALL_TARGETS[@]}"; do
       budget
       f=$RUN/warm-$t-c$c-r$r.json
       pid=$(pid_of "$t"); d0=$(cpu_ticks "$pid")

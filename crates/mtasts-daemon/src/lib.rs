@@ -8,11 +8,13 @@
 //!
 //! - [`Config`]: the TOML configuration file.
 //! - [`Daemon`]: listeners (TCP and Unix sockets), connections, reload and graceful shutdown.
+//! - [`client`]: a socketmap client for a running daemon (`mtasts daemon query`).
 //! - [`run`]: the whole program: configuration, logging, signals, systemd notification.
 //!
 //! See `docs/daemon.md` for operation.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod config;
 pub mod logging;
 pub mod metrics;

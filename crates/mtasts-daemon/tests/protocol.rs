@@ -763,7 +763,7 @@ async fn max_reply_trims_policy_strings() {
     let h = harness(|c| c.max_reply = 200).await;
     assert_eq!(
         h.ask("tlsrpt", "enf.test").await,
-        "OK secure match=mail.enf.test:.mx.enf.test servername=hostname policy_type=sts policy_domain=enf.test mx_host_pattern=mail.enf.test mx_host_pattern=*.mx.enf.test"
+        "OK secure match=mail.enf.test:.mx.enf.test servername=hostname policy_type=sts policy_domain=enf.test policy_ttl=86400 mx_host_pattern=mail.enf.test mx_host_pattern=*.mx.enf.test"
     );
     let m = h.daemon().render_metrics();
     assert_eq!(

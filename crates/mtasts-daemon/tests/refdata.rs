@@ -24,7 +24,7 @@ const NOTFOUND: &str = "NOTFOUND ";
 /// The tlsrpt zone's answer for a policy `enforce`, mx `mail.test`, of `domain`.
 fn tlsrpt_mail_test(domain: &str, max_age: u32) -> String {
     format!(
-        "OK secure match=mail.test servername=hostname policy_type=sts policy_domain={domain} \
+        "OK secure match=mail.test servername=hostname policy_type=sts policy_domain={domain} policy_ttl={max_age} \
          mx_host_pattern=mail.test {{ policy_string = version: STSv1 }} \
          {{ policy_string = mode: enforce }} {{ policy_string = mx: mail.test }} \
          {{ policy_string = max_age: {max_age} }}"
@@ -146,7 +146,7 @@ case!(differs_enf_published_order_rfc8461_s3_2_rfc8460_s4_5, "enf.test",
     default: "OK secure match=mail.enf.test:.mx.enf.test servername=hostname",
     strict: "OK secure match=mail.enf.test:.mx.enf.test servername=hostname",
     nosni: "OK secure match=mail.enf.test:.mx.enf.test",
-    tlsrpt: "OK secure match=mail.enf.test:.mx.enf.test servername=hostname policy_type=sts policy_domain=enf.test mx_host_pattern=mail.enf.test mx_host_pattern=*.mx.enf.test { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: mail.enf.test } { policy_string = mx: *.mx.enf.test } { policy_string = max_age: 86400 }");
+    tlsrpt: "OK secure match=mail.enf.test:.mx.enf.test servername=hostname policy_type=sts policy_domain=enf.test policy_ttl=86400 mx_host_pattern=mail.enf.test mx_host_pattern=*.mx.enf.test { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: mail.enf.test } { policy_string = mx: *.mx.enf.test } { policy_string = max_age: 86400 }");
 
 // Differs from the peer: it does not validate mx values and would answer
 // `match=192.0.2.25`; RFC 8461 §3.2 allows only domain name patterns, so the policy is
@@ -159,7 +159,7 @@ case!(differs_u_label_key_rfc8461_s4_1, "bücher.test",
     default: "OK secure match=mail.xn--bcher-kva.test servername=hostname",
     strict: "OK secure match=mail.xn--bcher-kva.test servername=hostname",
     nosni: "OK secure match=mail.xn--bcher-kva.test",
-    tlsrpt: "OK secure match=mail.xn--bcher-kva.test servername=hostname policy_type=sts policy_domain=xn--bcher-kva.test mx_host_pattern=mail.xn--bcher-kva.test { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: mail.xn--bcher-kva.test } { policy_string = max_age: 86400 }");
+    tlsrpt: "OK secure match=mail.xn--bcher-kva.test servername=hostname policy_type=sts policy_domain=xn--bcher-kva.test policy_ttl=86400 mx_host_pattern=mail.xn--bcher-kva.test { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: mail.xn--bcher-kva.test } { policy_string = max_age: 86400 }");
 
 refdata! {
     differs_u_label_key_upper_case_rfc8461_s4_1: "test", "BÜCHER.TEST" => "OK secure match=mail.xn--bcher-kva.test servername=hostname";
@@ -185,7 +185,7 @@ async fn differs_testing_strict_tlsrpt_canonical_policy_string_order_rfc8460_s4_
     // { policy_string = mode: testing } { policy_string = max_age: 86400 }` (mx first).
     assert_eq!(
         h.ask("tlsrpt", "testing.test").await,
-        "OK secure match=mail.test servername=hostname policy_type=sts policy_domain=testing.test mx_host_pattern=mail.test { policy_string = version: STSv1 } { policy_string = mode: testing } { policy_string = mx: mail.test } { policy_string = max_age: 86400 }"
+        "OK secure match=mail.test servername=hostname policy_type=sts policy_domain=testing.test policy_ttl=86400 mx_host_pattern=mail.test { policy_string = version: STSv1 } { policy_string = mode: testing } { policy_string = mx: mail.test } { policy_string = max_age: 86400 }"
     );
 }
 

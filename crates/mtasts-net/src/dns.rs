@@ -629,7 +629,8 @@ impl Dns {
                         last = DnsError::new(
                             kind,
                             name,
-                            format!("{server} answered {}", msg.metadata.response_code),
+                            // The kind already says what it answered.
+                            format!("asked {server}"),
                         );
                     }
                     Err(ExchangeError::Timeout) => {

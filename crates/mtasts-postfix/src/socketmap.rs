@@ -383,8 +383,8 @@ pub struct ZoneOptions {
     pub strict_testing: bool,
     /// Add `servername=hostname` (send SNI). Needs Postfix ≥ 3.4; turn off for older ones.
     pub require_sni: bool,
-    /// Add the TLSRPT attributes (`policy_type`, `policy_domain`, `mx_host_pattern`,
-    /// `policy_string`). Needs Postfix ≥ 3.10; with ≥ 3.10.5 they also make Postfix check
+    /// Add the TLSRPT attributes (`policy_type`, `policy_domain`, `policy_ttl`,
+    /// `mx_host_pattern`, `policy_string`). Needs Postfix ≥ 3.10; with ≥ 3.10.5 they also make Postfix check
     /// MX names with the exact RFC 8461 §4.1 rule.
     pub tlsrpt: bool,
     /// Answer `TEMP` (Postfix defers the message) when a transient DNS failure leaves the
@@ -562,7 +562,12 @@ pub fn policy_reply(
             too_large(domain)
         };
     }
-    let mut attrs = format!("{base} policy_type=sts policy_domain={domain}");
+    // `policy_ttl`: the policy's max_age (RFC 8461 §3.2), as Postfix 3.10's own tests of
+    // smtp_tls_policy pass it beside the other TLSRPT attributes.
+    let mut attrs = format!(
+        "{base} policy_type=sts policy_domain={domain} policy_ttl={}",
+        policy.max_age
+    );
     for p in &policy.mx {
         attrs.push_str(" mx_host_pattern=");
         attrs.push_str(&p.to_string());

@@ -216,7 +216,7 @@ fn check_reply(input: (&str, ZoneOptions), expected: &str) {
     assert_eq!(r.trimmed, Trimmed::Nothing);
 }
 
-const ENF_TLSRPT: &str = " policy_type=sts policy_domain=example.com mx_host_pattern=mail.example.com mx_host_pattern=*.example.net mx_host_pattern=backupmx.example.com { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: mail.example.com } { policy_string = mx: *.example.net } { policy_string = mx: backupmx.example.com } { policy_string = max_age: 604800 }";
+const ENF_TLSRPT: &str = " policy_type=sts policy_domain=example.com policy_ttl=604800 mx_host_pattern=mail.example.com mx_host_pattern=*.example.net mx_host_pattern=backupmx.example.com { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: mail.example.com } { policy_string = mx: *.example.net } { policy_string = mx: backupmx.example.com } { policy_string = max_age: 604800 }";
 
 cases! { check_reply;
     reply_enforce_default: (ENFORCE, ZoneOptions::default())
@@ -236,11 +236,11 @@ cases! { check_reply;
     reply_testing_strict_no_sni: (TESTING, opts(true, false, false))
         => "OK secure match=mail.example.com";
     reply_testing_strict_tlsrpt: (TESTING, opts(true, true, true))
-        => "OK secure match=mail.example.com servername=hostname policy_type=sts policy_domain=example.com mx_host_pattern=mail.example.com { policy_string = version: STSv1 } { policy_string = mode: testing } { policy_string = mx: mail.example.com } { policy_string = max_age: 86400 }";
+        => "OK secure match=mail.example.com servername=hostname policy_type=sts policy_domain=example.com policy_ttl=86400 mx_host_pattern=mail.example.com { policy_string = version: STSv1 } { policy_string = mode: testing } { policy_string = mx: mail.example.com } { policy_string = max_age: 86400 }";
     reply_none_default: (NONE, ZoneOptions::default()) => "NOTFOUND ";
     reply_none_strict_tlsrpt: (NONE, opts(true, true, true)) => "NOTFOUND ";
     reply_wildcard_only: ("version: STSv1\nmode: enforce\nmx: *.MX.Example.NET\nmax_age: 1\n", opts(false, true, true))
-        => "OK secure match=.mx.example.net servername=hostname policy_type=sts policy_domain=example.com mx_host_pattern=*.mx.example.net { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: *.mx.example.net } { policy_string = max_age: 1 }";
+        => "OK secure match=.mx.example.net servername=hostname policy_type=sts policy_domain=example.com policy_ttl=1 mx_host_pattern=*.mx.example.net { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: *.mx.example.net } { policy_string = max_age: 1 }";
     reply_keeps_published_order: ("version: STSv1\nmode: enforce\nmx: z.example\nmx: a.example\nmx: m.example\nmax_age: 1\n", opts(false, false, false))
         => "OK secure match=z.example:a.example:m.example";
     reply_duplicate_patterns_once: ("version: STSv1\nmode: enforce\nmx: a.example\nmx: A.example\nmax_age: 1\n", opts(false, false, false))
@@ -248,7 +248,7 @@ cases! { check_reply;
     reply_u_label_pattern_as_a_label: ("version: STSv1\nmode: enforce\nmx: mx.bücher.example\nmax_age: 1\n", opts(false, false, false))
         => "OK secure match=mx.xn--bcher-kva.example";
     reply_tlsrpt_extension_lines_included: ("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1\nfoo: bar baz\n", opts(false, false, true))
-        => "OK secure match=a.example policy_type=sts policy_domain=example.com mx_host_pattern=a.example { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: a.example } { policy_string = max_age: 1 } { policy_string = foo: bar baz }";
+        => "OK secure match=a.example policy_type=sts policy_domain=example.com policy_ttl=1 mx_host_pattern=a.example { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: a.example } { policy_string = max_age: 1 } { policy_string = foo: bar baz }";
 }
 
 #[test]
@@ -285,7 +285,7 @@ fn reply_over_limit_drops_policy_strings() {
     assert_eq!(r.trimmed, Trimmed::PolicyStrings);
     assert_eq!(
         r.reply.payload(),
-        "OK secure match=mail.example.com:.example.net:backupmx.example.com servername=hostname policy_type=sts policy_domain=example.com mx_host_pattern=mail.example.com mx_host_pattern=*.example.net mx_host_pattern=backupmx.example.com"
+        "OK secure match=mail.example.com:.example.net:backupmx.example.com servername=hostname policy_type=sts policy_domain=example.com policy_ttl=604800 mx_host_pattern=mail.example.com mx_host_pattern=*.example.net mx_host_pattern=backupmx.example.com"
     );
     // At exactly the limit nothing is dropped.
     let r = policy_reply("example.com", &p, &opts(false, true, true), full_len);

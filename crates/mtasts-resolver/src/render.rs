@@ -194,7 +194,8 @@ fn lookup_line<T>(l: &Lookup<T>, records: impl FnOnce(&T) -> String) -> String {
             if *nxdomain { "NXDOMAIN" } else { "NODATA" },
             security(l)
         ),
-        Lookup::Failed { error } => format!("lookup failed: {}", escape(&error.to_string())),
+        // The error says "NAME lookup failed: …" itself.
+        Lookup::Failed { error } => escape(&error.to_string()).into_owned(),
     }
 }
 

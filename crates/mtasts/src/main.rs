@@ -134,6 +134,7 @@ fn generate(g: GenerateCommand, out: &mut dyn Write, err: &mut dyn Write) -> u8 
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct DaemonArgs {
     /// The configuration file (TOML; see contrib/mtasts-daemon.toml)
     #[arg(
@@ -143,9 +144,41 @@ struct DaemonArgs {
         default_value = "/etc/mtasts/daemon.toml"
     )]
     config: PathBuf,
-    /// Only check the configuration file and exit
+    /// Only check the configuration file, print what it sets up, and exit
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    action: Option<DaemonAction>,
+}
+
+#[derive(Subcommand)]
+enum DaemonAction {
+    /// Ask a running daemon, as Postfix does (socketmap), and print each reply
+    Query(QueryArgs),
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// Keys to look up: policy domains, as Postfix asks for them
+    #[arg(required = true, value_name = "KEY")]
+    keys: Vec<String>,
+    /// The daemon's configuration file: the daemon is reached at its first listener
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        default_value = "/etc/mtasts/daemon.toml"
+    )]
+    config: PathBuf,
+    /// Where the daemon listens, HOST:PORT or unix:PATH (instead of reading --config)
+    #[arg(long, value_name = "ADDR")]
+    connect: Option<String>,
+    /// The map name (the last part of socketmap:inet:HOST:PORT:NAME in main.cf)
+    #[arg(long, value_name = "NAME", default_value = "postfix")]
+    map: String,
+    /// Seconds to wait for the connection and for each reply (1-3600)
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -250,10 +283,19 @@ struct ReportParseArgs {
 }
 
 /// `mtasts daemon`: runs until SIGTERM/SIGINT (exit 0) or a startup failure (exit 2).
-fn daemon(a: &DaemonArgs, err: &mut dyn Write) -> u8 {
+fn daemon(a: &DaemonArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    if let Some(DaemonAction::Query(q)) = &a.action {
+        return daemon_query(q, out, err);
+    }
     if a.check {
         return match mtasts_daemon::Config::load(&a.config) {
-            Ok(_) => EXIT_OK,
+            Ok(c) => {
+                let _ = writeln!(out, "{}: valid", a.config.display());
+                for l in &c.listen {
+                    let _ = writeln!(out, "listen: {l}");
+                }
+                EXIT_OK
+            }
             Err(e) => {
                 let _ = writeln!(err, "mtasts daemon: {e}");
                 EXIT_TROUBLE
@@ -274,6 +316,59 @@ fn daemon(a: &DaemonArgs, err: &mut dyn Write) -> u8 {
         Ok(()) => EXIT_OK,
         Err(e) => {
             let _ = writeln!(err, "mtasts daemon: {e:#}");
+            EXIT_TROUBLE
+        }
+    }
+}
+
+/// `mtasts daemon query`: 0 when every key got an `OK` reply, 1 when some got `NOTFOUND`,
+/// `TEMP` or `PERM` (each printed), 2 when the daemon could not be asked.
+fn daemon_query(q: &QueryArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    use mtasts_daemon::client::{Endpoint, query};
+    let endpoint = match &q.connect {
+        Some(c) => Endpoint::parse(c),
+        None => match mtasts_daemon::Config::load(&q.config) {
+            Ok(c) => match c.listen.first() {
+                Some(l) => Endpoint::of(l),
+                None => {
+                    let _ = writeln!(
+                        err,
+                        "mtasts daemon query: {} has no listener; give --connect",
+                        q.config.display()
+                    );
+                    return EXIT_TROUBLE;
+                }
+            },
+            Err(e) => {
+                let _ = writeln!(err, "mtasts daemon query: {e} (or give --connect ADDR)");
+                return EXIT_TROUBLE;
+            }
+        },
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(err, "mtasts daemon query: cannot start the runtime: {e}");
+            return EXIT_TROUBLE;
+        }
+    };
+    let timeout = std::time::Duration::from_secs(q.timeout);
+    match rt.block_on(query(&endpoint, &q.map, &q.keys, timeout)) {
+        Ok(replies) => {
+            let mut code = EXIT_OK;
+            for (k, r) in q.keys.iter().zip(&replies) {
+                let _ = writeln!(out, "{k}\t{}", mtasts_core::text::escape(r));
+                if !r.starts_with("OK ") {
+                    code = EXIT_FINDINGS;
+                }
+            }
+            code
+        }
+        Err(e) => {
+            let _ = writeln!(err, "mtasts daemon query: {e}");
             EXIT_TROUBLE
         }
     }
@@ -328,7 +423,7 @@ fn main() -> ExitCode {
             reports_cmd::readiness(a, &mut out, &mut err)
         }
         Command::Report(ReportCommand::Prune(a)) => reports_cmd::prune(a, &mut out, &mut err),
-        Command::Daemon(a) => daemon(&a, &mut err),
+        Command::Daemon(a) => daemon(&a, &mut out, &mut err),
         Command::Serve(a) => serve_cmd::serve(a, &mut out, &mut err),
         Command::Generate(g) => generate(g, &mut out, &mut err),
         Command::Check(a) => check_cmd::check(a, &mut out, &mut err),

@@ -55,6 +55,20 @@ fn daemon_answers_while_logging_at_debug_level() {
     }
     let reply = ask(&socket, "postfix good-enforce.test");
     let again = ask(&socket, "postfix good-enforce.test");
+    // `mtasts daemon query`, reaching the daemon through its configuration's first listener.
+    let query = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["daemon", "query", "--config"])
+        .arg(&config)
+        .args(["good-enforce.test", "no-policy.test"])
+        .output()
+        .expect("run mtasts daemon query");
+    // An endpoint where nothing listens: the daemon could not be asked (exit 2).
+    let nobody = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["daemon", "query", "--connect"])
+        .arg(format!("unix:{}", dir.path().join("nobody.sock").display()))
+        .arg("good-enforce.test")
+        .output()
+        .expect("run mtasts daemon query");
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -75,6 +89,31 @@ fn daemon_answers_while_logging_at_debug_level() {
         "first reply {reply:?}; daemon log:\n{logs}"
     );
     assert_eq!(reply, again, "daemon log:\n{logs}");
+    let printed = String::from_utf8_lossy(&query.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "daemon query printed {printed:?}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "good-enforce.test\t{}",
+            reply.as_deref().unwrap_or_default()
+        ),
+        "daemon query must print what Postfix gets"
+    );
+    assert_eq!(lines[1], "no-policy.test\tNOTFOUND ");
+    // A NOTFOUND among the answers: exit 1, as `resolve` when no policy applies.
+    assert_eq!(
+        query.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&query.stderr)
+    );
+    assert_eq!(nobody.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&nobody.stderr);
+    assert!(
+        said.contains("cannot connect to the daemon at unix:") && said.contains("nobody.sock"),
+        "stderr: {said}"
+    );
     assert!(
         status.is_some_and(|s| s.success()),
         "the daemon did not exit 0 on SIGTERM ({status:?}); log:\n{logs}"
