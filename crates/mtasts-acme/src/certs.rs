@@ -10,11 +10,20 @@ use rustls::sign::CertifiedKey;
 
 use crate::challenge::{ACME_TLS_ALPN, ChallengeStore};
 
-/// What a TLS server asks for a certificate: the one for an SNI name. `mtasts serve` holds
-/// certificates from files and from ACME behind one such source.
+/// What a TLS server asks for a certificate: the one for an SNI name. `mtasts serve` asks one
+/// such source (this crate's [`CertStore`]) after its certificates from files.
+///
+/// `certificate` is called during TLS handshakes, so it must not block: answer from memory
+/// (swap in a renewed certificate and later handshakes get it, without a restart).
 pub trait CertSource: Send + Sync + std::fmt::Debug {
     /// The certificate for `server_name` (lower case, no trailing dot), if there is one.
     fn certificate(&self, server_name: &str) -> Option<Arc<CertifiedKey>>;
+
+    /// Each name served and the `notAfter` of its certificate (Unix seconds), for an expiry
+    /// metric and warning. By default, none.
+    fn expiries(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
 }
 
 /// The certificates obtained through ACME, by DNS name (every subjectAltName of a certificate
@@ -88,6 +97,10 @@ impl CertStore {
 impl CertSource for CertStore {
     fn certificate(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
         self.get(server_name)
+    }
+
+    fn expiries(&self) -> Vec<(String, u64)> {
+        CertStore::expiries(self)
     }
 }
 

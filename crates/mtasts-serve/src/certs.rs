@@ -23,28 +23,11 @@ use std::sync::{Arc, RwLock};
 
 pub use rustls::sign::CertifiedKey;
 
-/// The ALPN protocol name of a TLS-ALPN-01 validation (RFC 8737 §6.2).
-pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
-
-/// The path prefix of HTTP-01 challenges (RFC 8555 §8.3).
-pub const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
-
-/// Somewhere certificates come from, by server name: the hook an ACME client implements.
-///
-/// `certified_key` is called during TLS handshakes, so it must not block: answer from memory
-/// (swap in a renewed certificate and later handshakes get it, without a restart).
-pub trait CertSource: Send + Sync + std::fmt::Debug {
-    /// The certificate for `sni` (lower case, no trailing dot), or `None` when this source has
-    /// none for it.
-    fn certified_key(&self, sni: &str) -> Option<Arc<CertifiedKey>>;
-
-    /// Each name served and the `notAfter` of its certificate (Unix seconds), for the
-    /// `mtasts_serve_certificate_expiry_seconds` metric and the expiry warning. By default,
-    /// none.
-    fn expiries(&self) -> Vec<(String, i64)> {
-        Vec::new()
-    }
-}
+/// The ALPN protocol of a TLS-ALPN-01 validation (RFC 8737 §6.2), the path prefix of HTTP-01
+/// challenges (RFC 8555 §8.3), and somewhere certificates come from by server name (the hook
+/// an ACME client implements; `mtasts_acme::CertStore` does): one definition, the ACME
+/// crate's.
+pub use mtasts_acme::{ACME_TLS_ALPN, CertSource, HTTP01_PREFIX};
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read()
@@ -110,6 +93,25 @@ pub struct AcmeHooks {
     pub http01: Http01Tokens,
     /// TLS-ALPN-01 certificates (served on the HTTPS listeners).
     pub tls_alpn01: AlpnChallenges,
+}
+
+/// The ACME manager puts its challenges straight into the server's maps.
+impl mtasts_acme::ChallengeSink for AcmeHooks {
+    fn put_http01(&self, token: &str, key_authorization: &str) {
+        self.http01.insert(token, key_authorization);
+    }
+
+    fn remove_http01(&self, token: &str) {
+        self.http01.remove(token);
+    }
+
+    fn put_tls_alpn01(&self, name: &str, key: Arc<CertifiedKey>) {
+        self.tls_alpn01.insert(name, key);
+    }
+
+    fn remove_tls_alpn01(&self, name: &str) {
+        self.tls_alpn01.remove(name);
+    }
 }
 
 /// One certificate loaded from files.
@@ -231,7 +233,7 @@ impl Resolver {
         }
         read(&self.files)
             .get(&sni)
-            .or_else(|| self.hooks.certs.as_ref()?.certified_key(&sni))
+            .or_else(|| self.hooks.certs.as_ref()?.certificate(&sni))
     }
 }
 

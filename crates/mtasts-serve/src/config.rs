@@ -93,6 +93,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// TLS-RPT reports: the store `promote` reads, and the receiver.
     pub reports: ReportsConfig,
+    /// Certificates through ACME (restart to change).
+    pub acme: AcmeConfig,
     /// Logging. (Not serialised: the daemon's type; the example's keys test lists its two
     /// keys itself.)
     #[serde(skip_serializing)]
@@ -117,6 +119,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             admin: AdminConfig::default(),
             reports: ReportsConfig::default(),
+            acme: AcmeConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -218,6 +221,84 @@ pub struct CertFiles {
     pub chain: PathBuf,
     /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+}
+
+/// Certificates obtained through ACME (RFC 8555) by `mtasts-acme` (see `docs/acme.md`): one
+/// certificate per name, stored under `storage_dir` and reused across restarts, renewed when a
+/// third of its lifetime is left; its expiry is in the metrics and warned of as for files
+/// (`certificates.expiry_warning_days`). Names resolve, and the ACME server is reached,
+/// through `[dns]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The ACME server's directory URL (`https://…`, e.g. Let's Encrypt's
+    /// `https://acme-v02.api.letsencrypt.org/directory`). None: no ACME.
+    pub directory_url: Option<String>,
+    /// Contact URIs of the account (`mailto:…`).
+    pub contact: Vec<String>,
+    /// Where the account key and the certificates are kept (0600 files).
+    pub storage_dir: PathBuf,
+    /// `tls-alpn-01` (answered on `listen`, port 443) or `http-01` (answered on
+    /// `http_listen`, port 80, which must then be set).
+    pub challenge: mtasts_acme::ChallengeKind,
+    /// The names to obtain certificates for. Empty: `mta-sts.<domain>` of every policy domain
+    /// (at start) that no `[[certificates.files]]` certificate covers.
+    pub names: Vec<String>,
+    /// Trust roots (PEM file or directory) for the ACME server's HTTPS. None: the platform's.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds an order may take to be validated, and then to be issued (each).
+    pub order_timeout: f64,
+    /// Seconds of the first wait when polling an order (doubled after each poll).
+    pub poll_delay: f64,
+    /// The longest sleep between two looks at every certificate, seconds.
+    pub check_interval: f64,
+    /// TCP connect timeout to the ACME server, seconds.
+    pub connect_timeout: f64,
+    /// The deadline of each request to the ACME server, seconds.
+    pub request_timeout: f64,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        let s = mtasts_acme::Settings::new("https://acme.invalid/", &[], "/var/lib/mtasts/acme");
+        AcmeConfig {
+            directory_url: None,
+            contact: Vec::new(),
+            storage_dir: s.storage_dir,
+            challenge: s.challenge,
+            names: Vec::new(),
+            ca_file: None,
+            order_timeout: s.order_timeout.as_secs_f64(),
+            poll_delay: s.poll_delay.as_secs_f64(),
+            check_interval: s.check_interval.as_secs_f64(),
+            connect_timeout: s.http.connect_timeout.as_secs_f64(),
+            request_timeout: s.http.request_timeout.as_secs_f64(),
+        }
+    }
+}
+
+impl AcmeConfig {
+    /// The manager's settings for `names` (`None` when ACME is off); its expiry alarm is
+    /// `expiry_warning_days` before the end.
+    pub fn settings(
+        &self,
+        names: &[String],
+        expiry_warning_days: u32,
+    ) -> Option<mtasts_acme::Settings> {
+        let url = self.directory_url.as_deref()?;
+        let mut s = mtasts_acme::Settings::new(url, &[], self.storage_dir.clone());
+        s.names = names.to_vec();
+        s.contact.clone_from(&self.contact);
+        s.challenge = self.challenge;
+        s.ca_file.clone_from(&self.ca_file);
+        s.order_timeout = secs(self.order_timeout);
+        s.poll_delay = secs(self.poll_delay);
+        s.check_interval = secs(self.check_interval);
+        s.http.connect_timeout = secs(self.connect_timeout);
+        s.http.request_timeout = secs(self.request_timeout);
+        s.renewal.alarm_before = u64::from(expiry_warning_days) * 86_400;
+        Some(s)
+    }
 }
 
 /// The DNS lookups of the published records.
@@ -408,6 +489,11 @@ pub const RANGES: &[(&str, f64, f64)] = &[
     ("reports.receiver.store_timeout", 0.001, 3600.0),
     ("reports.receiver.max_concurrent_requests", 1.0, 1024.0),
     ("reports.receiver.retry_after_secs", 1.0, 86_400.0),
+    ("acme.order_timeout", 5.0, 3600.0),
+    ("acme.poll_delay", 0.0, 60.0),
+    ("acme.check_interval", 1.0, 86_400.0),
+    ("acme.connect_timeout", 1.0, 300.0),
+    ("acme.request_timeout", 1.0, 600.0),
 ];
 
 impl Config {
@@ -442,6 +528,11 @@ impl Config {
             "reports.receiver.store_timeout" => r.store_timeout,
             "reports.receiver.max_concurrent_requests" => r.max_concurrent_requests as f64,
             "reports.receiver.retry_after_secs" => f64::from(r.retry_after_secs),
+            "acme.order_timeout" => self.acme.order_timeout,
+            "acme.poll_delay" => self.acme.poll_delay,
+            "acme.check_interval" => self.acme.check_interval,
+            "acme.connect_timeout" => self.acme.connect_timeout,
+            "acme.request_timeout" => self.acme.request_timeout,
             _ => f64::NAN,
         }
     }
@@ -599,6 +690,31 @@ impl Config {
                 ));
             }
         }
+        if let Some(url) = &self.acme.directory_url {
+            if !url.starts_with("https://") {
+                return Err(invalid(
+                    "acme.directory_url",
+                    format!("{url:?} is not an https:// URL"),
+                ));
+            }
+            if self.acme.challenge == mtasts_acme::ChallengeKind::Http01
+                && self.http_listen.is_empty()
+            {
+                return Err(invalid(
+                    "acme.challenge",
+                    "http-01 is answered on `http_listen`, which is empty".to_owned(),
+                ));
+            }
+            if let Some(n) = self.acme.names.iter().find(|n| !mtasts_acme::valid_name(n)) {
+                return Err(invalid(
+                    "acme.names",
+                    format!("{n:?} is not a lower-case DNS name in A-labels (no wildcard)"),
+                ));
+            }
+            if self.acme.storage_dir.as_os_str().is_empty() {
+                return Err(invalid("acme.storage_dir", "is empty".to_owned()));
+            }
+        }
         if let Err(e) = self.limits.serve_limits().validate() {
             return Err(invalid(&format!("limits.{}", e.name), e.to_string()));
         }
@@ -622,6 +738,7 @@ impl Config {
             &self.admin,
             &self.reports.receiver,
             &self.reports.store,
+            &self.acme,
             &self.log.format,
         )
     }
@@ -688,6 +805,8 @@ mod tests {
         c.dns.servers.push(SocketAddr::from(([127, 0, 0, 1], 53)));
         c.reports.store = Some("x".into());
         c.reports.receiver.host = Some("x".into());
+        c.acme.directory_url = Some("https://acme.example/directory".into());
+        c.acme.ca_file = Some("ca.pem".into());
         c
     }
 
@@ -891,5 +1010,35 @@ mod tests {
         assert!(e.contains("key `dns.timeout`"), "{e}");
         let e = err("[[certificates.files]]\nchain = \"c.pem\"\n");
         assert!(e.contains("key"), "{e}");
+        let e = err("[acme]\ndirectory_url = \"http://acme.example/dir\"\n");
+        assert!(e.contains("key `acme.directory_url`"), "{e}");
+        let e = err("[acme]\ndirectory_url = \"https://a.example/dir\"\nchallenge = \"http-01\"\n");
+        assert!(
+            e.contains("key `acme.challenge`") && e.contains("http_listen"),
+            "{e}"
+        );
+        let e =
+            err("[acme]\ndirectory_url = \"https://a.example/dir\"\nnames = [\"*.example.com\"]\n");
+        assert!(e.contains("key `acme.names`"), "{e}");
+        let e = err("[acme]\norder_timeout = 1\n");
+        assert!(e.contains("key `acme.order_timeout`"), "{e}");
+    }
+
+    /// The ranges of `acme.*` are the ACME manager's own: the least and most pass its check.
+    #[test]
+    fn acme_ranges_are_the_managers() {
+        for &(key, least, most) in RANGES {
+            let Some(field) = key.strip_prefix("acme.") else {
+                continue;
+            };
+            for v in [least, most] {
+                let text =
+                    format!("[acme]\ndirectory_url = \"https://a.example/d\"\n{field} = {v:?}\n");
+                let c = parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                let s = c.acme.settings(&["mta-sts.example.com".to_owned()], 14);
+                let s = s.unwrap_or_else(|| panic!("{text}: no settings"));
+                assert!(s.validate().is_ok(), "{key} = {v}: {:?}", s.validate());
+            }
+        }
     }
 }

@@ -9,6 +9,8 @@
 //! - `mtasts_serve_id_drift{domain, state}`: 1 when the published `_mta-sts` id does not lead
 //!   senders to the served policy (`state`: `stale`, `missing`, `invalid`), else 0
 //!   (`in-sync`, `unknown`);
+//! - `mtasts_serve_acme_failures{name}`: failed ACME orders since the last success, per name
+//!   (with `[acme]` only);
 //! - `mtasts_serve_reloads_total{result}`: reloads, `ok` or `failed`;
 //! - `mtasts_serve_connections_*`: the HTTPS server's counters.
 
@@ -119,6 +121,20 @@ impl Metrics {
                 label(name),
                 u8::from(not_after - now < warn_days * 86_400)
             );
+        }
+        if let Some(acme) = shared.acme() {
+            let _ = writeln!(
+                o,
+                "# HELP mtasts_serve_acme_failures Failed ACME orders for the name since its last success.\n# TYPE mtasts_serve_acme_failures gauge"
+            );
+            for s in acme.status(u64::try_from(now).unwrap_or(0)) {
+                let _ = writeln!(
+                    o,
+                    "mtasts_serve_acme_failures{{name=\"{}\"}} {}",
+                    label(&s.name),
+                    s.failures
+                );
+            }
         }
         let _ = writeln!(
             o,

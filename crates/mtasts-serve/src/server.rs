@@ -99,6 +99,7 @@ pub struct Shared {
     /// The HTTPS server's counters.
     pub https_stats: Arc<ServerStats>,
     receiver: Option<ReceiverHandler>,
+    acme: Option<Arc<mtasts_acme::Acme>>,
 }
 
 type ReceiverHandler = Arc<
@@ -277,6 +278,11 @@ impl Shared {
         }
     }
 
+    /// The ACME manager, when `[acme]` is on.
+    pub fn acme(&self) -> Option<&Arc<mtasts_acme::Acme>> {
+        self.acme.as_ref()
+    }
+
     /// Every certificate name served and its `notAfter`.
     pub fn expiries(&self) -> Vec<(String, i64)> {
         let files = self.resolver.files();
@@ -286,7 +292,11 @@ impl Shared {
             .flat_map(|c| c.names.iter().map(|n| (n.clone(), c.not_after)))
             .collect();
         if let Some(s) = self.resolver.source() {
-            out.extend(s.expiries());
+            out.extend(
+                s.expiries()
+                    .into_iter()
+                    .map(|(n, t)| (n, i64::try_from(t).unwrap_or(i64::MAX))),
+            );
         }
         out
     }
@@ -535,6 +545,15 @@ impl Running {
                 Some(Arc::new(h) as ReceiverHandler)
             }
         };
+        let mut hooks = hooks;
+        let acme = match hooks.certs {
+            // A caller's own source wins.
+            Some(_) => None,
+            None => start_acme(&config, &state, &files, &dns, &hooks)?,
+        };
+        if let Some(a) = &acme {
+            hooks.certs = Some(a.certs() as Arc<dyn crate::certs::CertSource>);
+        }
         let resolver = Arc::new(Resolver::new(Arc::new(files), hooks.clone()));
         let mut alpn: Vec<&[u8]> = HTTP_ALPN.to_vec();
         alpn.push(ACME_TLS_ALPN);
@@ -560,6 +579,7 @@ impl Running {
             metrics: Metrics::default(),
             https_stats: Arc::default(),
             receiver,
+            acme: acme.clone(),
         });
         let domains: Vec<String> = shared.state().policies.keys().cloned().collect();
         shared.announce(&domains);
@@ -625,6 +645,11 @@ impl Running {
                 }
             });
         }
+        // Certificates obtained and renewed until shutdown.
+        if let Some(acme) = acme {
+            let rx = stop_rx.clone();
+            tasks.spawn(acme.run(stopped(rx)));
+        }
         // The first drift check, then one every `dns.check_interval`.
         {
             let s = Arc::clone(&shared);
@@ -685,6 +710,51 @@ impl Running {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// The ACME manager of `[acme]`, when it is on and has names: `acme.names`, or
+/// `mta-sts.<domain>` of each policy domain no file certificate covers. Loads the stored
+/// certificates (no network); the orders are [`mtasts_acme::Acme::run`]'s.
+fn start_acme(
+    config: &Config,
+    state: &State,
+    files: &FileCerts,
+    dns: &Arc<dyn DnsLookup>,
+    hooks: &AcmeHooks,
+) -> Result<Option<Arc<mtasts_acme::Acme>>, StartError> {
+    let names: Vec<String> = if config.acme.names.is_empty() {
+        policy_hosts(state)
+            .into_iter()
+            .filter(|n| !files.covers(n))
+            .collect()
+    } else {
+        config.acme.names.clone()
+    };
+    let Some(settings) = config
+        .acme
+        .settings(&names, config.certificates.expiry_warning_days)
+    else {
+        return Ok(None);
+    };
+    if names.is_empty() {
+        tracing::info!("ACME: every policy host has a certificate from files; nothing to order");
+        return Ok(None);
+    }
+    let acme = mtasts_acme::Acme::with_challenge_sink(
+        settings,
+        Arc::clone(dns),
+        Arc::new(hooks.clone()) as Arc<dyn mtasts_acme::ChallengeSink>,
+    )
+    .map_err(|e| StartError::Other(format!("[acme]: {e}")))?;
+    for n in &names {
+        let have = if acme.certs().get(n).is_some() {
+            "a stored certificate"
+        } else {
+            "none yet"
+        };
+        tracing::info!(name = %n, "ACME: certificate for {n} ({have})");
+    }
+    Ok(Some(acme))
 }
 
 impl Shared {
