@@ -23,7 +23,8 @@
 # request count limit; its `max_connection_age` is 300 s).
 #
 # --quick: 1 round of 3 s per point. Full: 3 rounds of 10 s, one warm-up run per server.
-# Environment overrides: MTBENCH_ROUNDS, MTBENCH_DURATION.
+# Environment overrides: MTBENCH_ROUNDS, MTBENCH_DURATION, MTBENCH_MTASTS (a binary to use
+# instead of building; for trying the script, not for figures).
 #
 # Bounded: every wait has a time limit, every wrk run `timeout`, and the whole script aborts
 # after MAX_TOTAL seconds. On exit (normal, error or Ctrl-C) the trap stops both servers.
@@ -57,7 +58,7 @@ fi
 BENCH=$ROOT/target/bench
 RUN=$BENCH/serve-run
 RESULTS=$BENCH/serve-results.md
-MTASTS=$ROOT/target/release/mtasts
+MTASTS=${MTBENCH_MTASTS:-$ROOT/target/release/mtasts}
 
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
@@ -91,8 +92,10 @@ if [ "${#need[@]}" -gt 0 ]; then
   timeout 600 apt-get install -y "${need[@]}" >&2
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-log "building mtasts (release)"
-timeout 1800 cargo build --release --bin mtasts >&2
+if [ -z "${MTBENCH_MTASTS:-}" ]; then
+  log "building mtasts (release)"
+  timeout 1800 cargo build --release --bin mtasts >&2
+fi
 budget
 
 # ---------------------------------------------------------------- certificate, policy, configs
@@ -101,7 +104,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
   -subj "/CN=$HOST" -addext "subjectAltName=DNS:$HOST,DNS:localhost" \
   -keyout "$RUN/key.pem" -out "$RUN/cert.pem" 2>/dev/null
 POLICY=$'version: STSv1\nmode: enforce\nmx: mx1.bench.test\nmax_age: 604800\n'
-printf '%s' "$POLICY" > "$RUN/www/.well-known/mta-sts.txt"
+# As ours serves it: the lines ended by CRLF (RFC 8461 §3.2).
+printf '%s' "${POLICY//$'\n'/$'\r\n'}" > "$RUN/www/.well-known/mta-sts.txt"
 
 cat > "$RUN/serve.toml" <<EOF
 listen = ["127.0.0.1:$OURS_PORT"]
@@ -226,7 +230,7 @@ done
 
 # ---------------------------------------------------------------- report
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
-WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $2}')
+WRK_VERSION=$( (wrk -v 2>&1 || true) | head -1 | awk "{print \$2}")
 python3 - "$RAW" > "$RESULTS" <<PY
 import statistics, sys, collections
 rows = collections.defaultdict(list)
@@ -241,7 +245,7 @@ print("- command: \`$COMMAND\`")
 print("- rounds: $ROUNDS per point of ${DURATION} s each (alternating ours and nginx); medians")
 print("- nginx: $NGINX_VERSION (worker_processes auto, access_log off, keepalive_requests raised)")
 print("- wrk: $WRK_VERSION (threads: 1 at 1 connection, else 2), on the same host over loopback")
-print("- ours: \`mtasts serve\`, release build, log level warn")
+print("- ours: \`mtasts serve\` ($MTASTS), log level warn")
 print("- certificate: one ECDSA P-256 self-signed certificate for both; TLS version and session")
 print("  resumption as each server negotiates by default")
 print()
