@@ -20,7 +20,9 @@
 # connection cap raised (`limits.max_connections_per_client`, default 32) since every wrk
 # connection comes from 127.0.0.1; nginx has no such cap. nginx's `keepalive_requests` is
 # raised from 1000 so that a keep-alive connection is not closed during a run (ours has no
-# request count limit; its `max_connection_age` is 300 s).
+# request count limit; its `max_connection_age` is 300 s). nginx gets ours's protocols,
+# `ssl_protocols TLSv1.2 TLSv1.3` (1.22's default stops at TLS 1.2); everything else of TLS
+# (session cache, tickets, ciphers) is each server's default.
 #
 # --quick: 1 round of 3 s per point. Full: 3 rounds of 10 s, one warm-up run per server.
 # Environment overrides: MTBENCH_ROUNDS, MTBENCH_DURATION, MTBENCH_MTASTS (a binary to use
@@ -146,6 +148,8 @@ http {
   server {
     listen 127.0.0.1:$NGINX_PORT ssl;
     server_name $HOST localhost;
+    # The protocols ours offers (nginx 1.22's default is TLSv1 to TLSv1.2).
+    ssl_protocols TLSv1.2 TLSv1.3;
     ssl_certificate $RUN/cert.pem;
     ssl_certificate_key $RUN/key.pem;
     root $RUN/www;
@@ -243,7 +247,7 @@ def med(k, i):
     return statistics.median(v[i] for v in rows[k])
 print("- command: \`$COMMAND\`")
 print("- rounds: $ROUNDS per point of ${DURATION} s each (alternating ours and nginx); medians")
-print("- nginx: $NGINX_VERSION (worker_processes auto, access_log off, keepalive_requests raised)")
+print("- nginx: $NGINX_VERSION (worker_processes auto, access_log off, keepalive_requests raised, ssl_protocols TLSv1.2 TLSv1.3)")
 print("- wrk: $WRK_VERSION (threads: 1 at 1 connection, else 2), on the same host over loopback")
 print("- ours: \`mtasts serve\` ($MTASTS), log level warn")
 print("- certificate: one ECDSA P-256 self-signed certificate for both; TLS version and session")
