@@ -8,12 +8,16 @@
 //!   core's kinds;
 //! - [`tls`]: trust roots, the rustls client configuration (ring, TLS 1.2 or later), an
 //!   enforcing or recording verifier, TLS errors as the core's certificate verdicts, and a
-//!   server configuration from PEM files ([`tls::server_config`]);
-//! - [`https`]: the RFC 8461 §3.3 policy fetch over hyper.
+//!   server configuration from PEM files ([`tls::server_config`]) or with a certificate
+//!   resolver ([`tls::server_config_with_resolver`]);
+//! - [`https`]: the RFC 8461 §3.3 policy fetch over hyper;
+//! - [`http_server`]: the one HTTP(S) server (hyper under explicit limits, h2 by ALPN,
+//!   graceful shutdown) behind the policy host, the report receiver and admin listeners.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod dns;
+pub mod http_server;
 pub mod https;
 pub mod tls;
 

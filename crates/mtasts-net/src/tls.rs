@@ -542,15 +542,18 @@ fn read_pem_file(what: &'static str, path: &Path) -> Result<Vec<u8>, ServerTlsEr
     Ok(bytes)
 }
 
-/// A TLS server configuration from PEM files: the certificate chain (leaf first, then the
-/// intermediates) and its private key; rustls with ring, TLS 1.2 and 1.3 only (the same floor
-/// as every client, RFC 8461 §7.2), no client certificates, and the given ALPN protocols in
-/// order of preference (`[b"h2", b"http/1.1"]` for a server speaking both; empty for none).
-pub fn server_config(
+/// The certificate chain (leaf first) and private key of PEM files, read within
+/// [`MAX_PEM_FILE_BYTES`] each.
+pub fn read_chain_and_key(
     chain_path: &Path,
     key_path: &Path,
-    alpn: &[&[u8]],
-) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    ServerTlsError,
+> {
     use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject;
 
@@ -579,16 +582,113 @@ pub fn server_config(
             other => format!("bad PEM: {other}"),
         },
     })?;
+    Ok((chain, key))
+}
+
+/// A certificate chain and its key from PEM files, ready to be served (for a certificate
+/// resolver that picks one by name, [`server_config_with_resolver`]): the key is loaded with
+/// ring and must belong to the leaf.
+pub fn certified_key(
+    chain_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<rustls::sign::CertifiedKey>, ServerTlsError> {
+    let (chain, key) = read_chain_and_key(chain_path, key_path)?;
+    certified_key_from_der(
+        chain,
+        key,
+        &chain_path.display().to_string(),
+        &key_path.display().to_string(),
+    )
+}
+
+/// A certificate chain (leaf first) and its key, already in DER, ready to be served: the key
+/// is loaded with ring and must belong to the leaf. `chain_name` and `key_name` say in an
+/// error where they came from (paths, or e.g. `TLS-ALPN-01 challenge for NAME`).
+pub fn certified_key_from_der(
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    chain_name: &str,
+    key_name: &str,
+) -> Result<Arc<rustls::sign::CertifiedKey>, ServerTlsError> {
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+        .map(Arc::new)
+        .map_err(|e| ServerTlsError::Refused {
+            chain: chain_name.to_owned(),
+            key: key_name.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// Like [`certified_key_from_der`], without the check that the key belongs to the leaf: that
+/// check parses the leaf with webpki, which refuses a certificate with a critical extension
+/// it does not know, such as the `acmeIdentifier` of an RFC 8737 TLS-ALPN-01 challenge
+/// certificate. Only for a certificate the caller has just made with this key.
+pub fn certified_key_unchecked(
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    name: &str,
+) -> Result<Arc<rustls::sign::CertifiedKey>, ServerTlsError> {
+    let provider = rustls::crypto::ring::default_provider();
+    let signing =
+        provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| ServerTlsError::Refused {
+                chain: name.to_owned(),
+                key: name.to_owned(),
+                message: e.to_string(),
+            })?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(chain, signing)))
+}
+
+/// What every mtasts TLS server configuration starts from: rustls with ring, TLS 1.2 and 1.3
+/// only (the same floor as every client, RFC 8461 §7.2), no client certificates.
+fn server_builder() -> Result<
+    rustls::ConfigBuilder<rustls::ServerConfig, rustls::server::WantsServerCert>,
+    rustls::Error,
+> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth())
+}
+
+/// A TLS server configuration whose certificate is chosen for each handshake by `resolver`
+/// (by SNI, as `mtasts serve` does, so certificates can change while it runs); otherwise as
+/// [`server_config`].
+pub fn server_config_with_resolver(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+    let mut cfg = server_builder()
+        .map_err(|e| ServerTlsError::Refused {
+            chain: String::new(),
+            key: String::new(),
+            message: e.to_string(),
+        })?
+        .with_cert_resolver(resolver);
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}
+
+/// A TLS server configuration from PEM files: the certificate chain (leaf first, then the
+/// intermediates) and its private key; rustls with ring, TLS 1.2 and 1.3 only (the same floor
+/// as every client, RFC 8461 §7.2), no client certificates, and the given ALPN protocols in
+/// order of preference (`[b"h2", b"http/1.1"]` for a server speaking both; empty for none).
+pub fn server_config(
+    chain_path: &Path,
+    key_path: &Path,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+    let (chain, key) = read_chain_and_key(chain_path, key_path)?;
     let refused = |e: rustls::Error| ServerTlsError::Refused {
-        chain: chain_shown.clone(),
-        key: key_shown.clone(),
+        chain: chain_path.display().to_string(),
+        key: key_path.display().to_string(),
         message: e.to_string(),
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    let mut cfg = server_builder()
         .map_err(refused)?
-        .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(refused)?;
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();

@@ -9,6 +9,7 @@
 
 pub mod dkim;
 pub mod dovecot;
+pub mod pebble;
 pub mod postgres;
 pub mod redis;
 pub mod socketmap;

@@ -59,9 +59,9 @@
 use std::future::Future;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -77,16 +77,14 @@ use axum::routing::post;
 use flate2::read::MultiGzDecoder;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use mtasts_core::sts::fetch::MediaType;
 use mtasts_core::text::escape;
 use mtasts_core::tlsrpt::payload::{self, PayloadKind};
 use mtasts_core::tlsrpt::report::ReportLimits;
+use mtasts_net::http_server::{self, ConnInfo, HttpServer, LimitError};
 use mtasts_tlsrpt_store::Via;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
+use tokio::sync::Semaphore;
 use tokio_rustls::rustls;
 use tower::ServiceExt;
 
@@ -118,17 +116,8 @@ const PEEK_BYTES: u64 = 512;
 /// as bytes arrive, so a client that announces a large body and sends nothing holds little).
 const PREALLOCATE_MAX: usize = 1024 * 1024;
 
-/// How long the accept loop pauses after an accept error (out of file descriptors).
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-
-/// How often, at most, refused connections (over [`ServeLimits::max_connections`]) are logged.
-const REFUSED_LOG_INTERVAL: Duration = Duration::from_secs(10);
-
 const MILLISECOND: Duration = Duration::from_millis(1);
-const SECOND: Duration = Duration::from_secs(1);
-const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
-const DAY: Duration = Duration::from_secs(86_400);
 
 // ---------------------------------------------------------------------------------------------
 // Limits
@@ -238,114 +227,8 @@ impl Default for ReceiverLimits {
     }
 }
 
-/// The limits of [`serve`] (per connection, and the number of connections). Each has a
-/// documented default and range, checked by [`ServeLimits::validate`] (and by [`serve`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServeLimits {
-    /// How many connections may be open at once (including those in the TLS handshake); one
-    /// more is accepted and closed at once, without an answer (the sender retries later), and
-    /// logged at most every 10 s. Default: 256. Range: 1 to 65 536.
-    pub max_connections: usize,
-    /// How long the TLS handshake may take. Default: 10 s. Range: 1 ms to 5 min.
-    pub handshake_timeout: Duration,
-    /// How long a request head (request line and headers) may take to arrive, counted from
-    /// when the connection starts waiting for it, so it is also how long an idle keep-alive
-    /// connection stays open (HTTP/1.1; hyper's header read timeout). Default: 10 s. Range:
-    /// 1 ms to 5 min.
-    pub header_read_timeout: Duration,
-    /// The largest request head, in bytes (HTTP/1.1: request line and headers, answered 431
-    /// past it; h2: the header list). Default: 16 KiB. Range: 1 KiB to 256 KiB.
-    pub max_header_bytes: usize,
-    /// The most header fields of one HTTP/1.1 request (431 past it). Default: 64. Range: 8
-    /// to 1024.
-    pub max_headers: usize,
-    /// How long a connection may live: then it is shut down gracefully (the request in
-    /// progress finishes; h2 sends GOAWAY) and closed after [`shutdown_grace`](Self::shutdown_grace)
-    /// at the latest. This also bounds an idle h2 connection, which has no idle timeout of its
-    /// own. Default: 5 min. Range: 1 ms to 1 day.
-    pub max_connection_age: Duration,
-    /// The most streams (requests) in progress on one h2 connection. Default: 16. Range: 1
-    /// to 1024.
-    pub h2_max_concurrent_streams: u32,
-    /// At shutdown (or at [`max_connection_age`](Self::max_connection_age)), how long
-    /// requests in progress may take to finish before their connections are closed. Default:
-    /// 10 s. Range: 0 to 5 min.
-    pub shutdown_grace: Duration,
-}
-
-impl ServeLimits {
-    /// The defaults (see each field).
-    pub const DEFAULT: ServeLimits = ServeLimits {
-        max_connections: 256,
-        handshake_timeout: Duration::from_secs(10),
-        header_read_timeout: Duration::from_secs(10),
-        max_header_bytes: 16 * 1024,
-        max_headers: 64,
-        max_connection_age: Duration::from_secs(300),
-        h2_max_concurrent_streams: 16,
-        shutdown_grace: Duration::from_secs(10),
-    };
-
-    /// Checks every field against its documented range.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        in_range(
-            "max_connections",
-            self.max_connections,
-            1,
-            65_536,
-            "1 to 65536",
-        )?;
-        duration_in_range(
-            "handshake_timeout",
-            self.handshake_timeout,
-            MILLISECOND,
-            5 * MINUTE,
-            "1 ms to 5 min",
-        )?;
-        duration_in_range(
-            "header_read_timeout",
-            self.header_read_timeout,
-            MILLISECOND,
-            5 * MINUTE,
-            "1 ms to 5 min",
-        )?;
-        in_range(
-            "max_header_bytes",
-            self.max_header_bytes,
-            1024,
-            256 * 1024,
-            "1024 to 262144",
-        )?;
-        in_range("max_headers", self.max_headers, 8, 1024, "8 to 1024")?;
-        duration_in_range(
-            "max_connection_age",
-            self.max_connection_age,
-            MILLISECOND,
-            DAY,
-            "1 ms to 1 day",
-        )?;
-        in_range(
-            "h2_max_concurrent_streams",
-            self.h2_max_concurrent_streams,
-            1,
-            1024,
-            "1 to 1024",
-        )?;
-        duration_in_range(
-            "shutdown_grace",
-            self.shutdown_grace,
-            Duration::ZERO,
-            5 * MINUTE,
-            "0 to 5 min",
-        )
-    }
-}
-
-impl Default for ServeLimits {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
+/// The limits of [`serve`]: the one server's ([`mtasts_net::http_server::ServeLimits`]).
+pub use mtasts_net::http_server::ServeLimits;
 
 /// A setting of the receiver that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -381,6 +264,16 @@ pub enum ConfigError {
     },
 }
 
+impl From<LimitError> for ConfigError {
+    fn from(e: LimitError) -> Self {
+        ConfigError::OutOfRange {
+            name: e.name,
+            value: e.value,
+            range: e.range,
+        }
+    }
+}
+
 fn in_range<T: PartialOrd + std::fmt::Display>(
     name: &'static str,
     value: T,
@@ -388,14 +281,7 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
     hi: T,
     range: &'static str,
 ) -> Result<(), ConfigError> {
-    if value < lo || value > hi {
-        return Err(ConfigError::OutOfRange {
-            name,
-            value: value.to_string(),
-            range,
-        });
-    }
-    Ok(())
+    Ok(http_server::in_range(name, value, lo, hi, range)?)
 }
 
 fn duration_in_range(
@@ -405,14 +291,7 @@ fn duration_in_range(
     hi: Duration,
     range: &'static str,
 ) -> Result<(), ConfigError> {
-    if value < lo || value > hi {
-        return Err(ConfigError::OutOfRange {
-            name,
-            value: format!("{value:?}"),
-            range,
-        });
-    }
-    Ok(())
+    Ok(http_server::duration_in_range(name, value, lo, hi, range)?)
 }
 
 /// A path is served as it is: `/` followed by unreserved characters and `/` (no captures, no
@@ -968,7 +847,8 @@ async fn handle(rx: &Receiver, headers: &HeaderMap, body: Body, origin: &str) ->
 
 /// Serves `router` on `listener` until `shutdown` resolves, then shuts down gracefully: no
 /// new connection is accepted, requests in progress get [`ServeLimits::shutdown_grace`] to
-/// finish, then every connection is closed and `serve` returns.
+/// finish, then every connection is closed and `serve` returns. This is the one server of
+/// mtasts ([`mtasts_net::http_server`]) with the router as its handler.
 ///
 /// With `tls`, each connection is TLS (its ALPN list decides the protocols: offer `h2` and
 /// `http/1.1`, as [`mtasts_net::tls::server_config`] does with `[b"h2", b"http/1.1"]`); a
@@ -985,190 +865,39 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ConfigError> {
-    limits.validate()?;
-    let acceptor = tls.map(TlsAcceptor::from);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let limits = Arc::new(limits);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut conns = JoinSet::new();
-    let mut shutdown = pin!(shutdown);
-    let mut refused: u64 = 0;
-    let mut last_refused_log: Option<Instant> = None;
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                        drop(tcp);
-                        refused += 1;
-                        if last_refused_log.is_none_or(|t| t.elapsed() >= REFUSED_LOG_INTERVAL) {
-                            tracing::warn!(
-                                refused,
-                                max_connections = limits.max_connections,
-                                "HTTPS receiver: at max_connections; closing new connections (refused so far: {refused})"
-                            );
-                            last_refused_log = Some(Instant::now());
-                        }
-                        continue;
-                    };
-                    let conn = connection(
-                        tcp,
-                        peer,
-                        acceptor.clone(),
-                        router.clone(),
-                        Arc::clone(&limits),
-                        stop_rx.clone(),
-                    );
-                    conns.spawn(async move {
-                        conn.await;
-                        drop(slot);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "HTTPS receiver: accept failed; pausing {} ms", ACCEPT_ERROR_PAUSE.as_millis());
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                }
-            },
-        }
+    HttpServer {
+        name: "HTTPS receiver",
+        tls,
+        limits,
+        stats: Arc::default(),
+        handler: handler(router),
     }
-    drop(listener);
-    // The receivers may all be gone already (no connection open): nothing to tell then.
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(limits.shutdown_grace + SECOND, async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            open = conns.len(),
-            "HTTPS receiver: connections still open after the shutdown grace; closing them"
-        );
-        conns.shutdown().await;
-    }
+    .serve(vec![listener], shutdown)
+    .await?;
     Ok(())
 }
 
-/// One connection: the TLS handshake, then HTTP/1.1 or h2 until it ends, the server stops, or
-/// the connection is too old.
-async fn connection(
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
-    acceptor: Option<TlsAcceptor>,
+/// The router as a handler of [`mtasts_net::http_server`]: each request gets its peer's
+/// address as [`ConnectInfo<SocketAddr>`]. For a server that mounts the receiver beside other
+/// things (the policy host), call it with the requests that are the receiver's.
+pub fn handler(
     router: Router,
-    limits: Arc<ServeLimits>,
-    stop: watch::Receiver<bool>,
-) {
-    // Small answers go out at once.
-    let _ = tcp.set_nodelay(true);
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().oneshot(req)
-    });
-    let result = match acceptor {
-        None => http1(TokioIo::new(tcp), service, &limits, stop).await,
-        Some(acceptor) => {
-            let tls =
-                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "HTTPS receiver: TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "HTTPS receiver: TLS handshake timed out");
-                        return;
-                    }
-                };
-            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                http2(TokioIo::new(tls), service, &limits, stop).await
-            } else {
-                http1(TokioIo::new(tls), service, &limits, stop).await
+) -> impl Fn(hyper::Request<Incoming>, Arc<ConnInfo>) -> RouterFuture + Clone + Send + Sync + 'static
+{
+    move |mut req: hyper::Request<Incoming>, conn: Arc<ConnInfo>| {
+        req.extensions_mut().insert(ConnectInfo(conn.peer));
+        let router = router.clone();
+        Box::pin(async move {
+            match router.oneshot(req.map(Body::new)).await {
+                Ok(r) => r,
+                Err(never) => match never {},
             }
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "HTTPS receiver: connection ended with an error");
+        }) as RouterFuture
     }
 }
 
-async fn http1<I, S>(
-    io: I,
-    service: S,
-    limits: &ServeLimits,
-    stop: watch::Receiver<bool>,
-) -> Result<(), hyper::Error>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<Incoming, ResBody = Body> + Send,
-    S::Future: Send,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut b = hyper::server::conn::http1::Builder::new();
-    b.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_headers(limits.max_headers)
-        .max_header_size(limits.max_header_bytes)
-        .keep_alive(true);
-    drive(
-        b.serve_connection(io, service),
-        |c| c.graceful_shutdown(),
-        limits,
-        stop,
-    )
-    .await
-}
-
-async fn http2<I, S>(
-    io: I,
-    service: S,
-    limits: &ServeLimits,
-    stop: watch::Receiver<bool>,
-) -> Result<(), hyper::Error>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<Incoming, ResBody = Body> + Send,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    b.timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    drive(
-        b.serve_connection(io, service),
-        |c| c.graceful_shutdown(),
-        limits,
-        stop,
-    )
-    .await
-}
-
-/// Runs a connection until it ends; at shutdown or at its maximum age, asks it to finish
-/// gracefully, and drops it after the grace.
-async fn drive<F>(
-    conn: F,
-    graceful: impl FnOnce(Pin<&mut F>),
-    limits: &ServeLimits,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), hyper::Error>
-where
-    F: Future<Output = Result<(), hyper::Error>>,
-{
-    let mut conn = pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => return r,
-        // An error means the server is gone: stop too.
-        _ = stop.wait_for(|s| *s) => {}
-        () = tokio::time::sleep(limits.max_connection_age) => {}
-    }
-    graceful(conn.as_mut());
-    // Past the grace, the connection is dropped (closed).
-    tokio::time::timeout(limits.shutdown_grace, conn)
-        .await
-        .unwrap_or(Ok(()))
-}
+/// The future of [`handler`]'s answers.
+pub type RouterFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 #[cfg(test)]
 mod tests {

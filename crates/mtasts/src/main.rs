@@ -10,6 +10,7 @@ mod output;
 mod report_cmd;
 mod reports_cmd;
 mod resolve_cmd;
+mod serve_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -60,6 +61,8 @@ enum Command {
     Resolve(ResolveArgs),
     /// Run the Postfix socketmap policy daemon (smtp_tls_policy_maps)
     Daemon(DaemonArgs),
+    /// Serve the policy of every mta-sts.<domain> over HTTPS and keep the published id honest
+    Serve(serve_cmd::ServeArgs),
     /// Write man pages or shell completions (for packagers)
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
@@ -421,6 +424,7 @@ fn main() -> ExitCode {
         }
         Command::Report(ReportCommand::Prune(a)) => reports_cmd::prune(a, &mut out, &mut err),
         Command::Daemon(a) => daemon(&a, &mut out, &mut err),
+        Command::Serve(a) => serve_cmd::serve(a, &mut out, &mut err),
         Command::Generate(g) => generate(g, &mut out, &mut err),
         Command::Check(a) => check_cmd::check(a, &mut out, &mut err),
         Command::Init(a) => init_cmd::init(a, &mut out, &mut err),

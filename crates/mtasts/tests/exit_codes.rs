@@ -47,6 +47,8 @@ fn every_help_prints_the_table() {
         vec!["lint", "policy", "--help"],
         vec!["report", "readiness", "--help"],
         vec!["resolve", "--help"],
+        vec!["serve", "--help"],
+        vec!["serve", "promote", "--help"],
     ] {
         let o = run(&args, &[]);
         let text = String::from_utf8_lossy(&o.stdout);
@@ -176,4 +178,69 @@ fn daemon_check() {
             &example.display().to_string(),
         ],
     );
+}
+
+#[test]
+fn serve_check_promote_and_retire() {
+    let w = World::start(&scenario("minimal.toml"), WorldOptions::default()).expect("lab");
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let bad = write(d, "bad.toml", "[limits]\nmax_headers = 2\n");
+    expect(2, &["serve", "--check", "--config", &bad]);
+    expect(
+        2,
+        &[
+            "serve",
+            "--check",
+            "--config",
+            &d.join("missing.toml").display().to_string(),
+        ],
+    );
+    std::fs::create_dir_all(d.join("p")).expect("mkdir");
+    let cfg = write(
+        d,
+        "serve.toml",
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\npolicy_dir = \"{}\"\n[dns]\nservers = [\"{}\"]\n",
+            d.join("p").display(),
+            w.dns_addr()
+        ),
+    );
+    // No domain: nothing out of sync.
+    expect(0, &["serve", "--check", "--config", &cfg]);
+    // A policy whose id is not the published one: 1.
+    let policy = "version: STSv1\nmode: testing\nmx: mx1.good-enforce.test\nmax_age: 86400\n";
+    write(&d.join("p"), "good-enforce.test.txt", policy);
+    expect(1, &["serve", "--check", "--config", &cfg]);
+    // An unknown domain to promote or retire: 2.
+    expect(2, &["serve", "--config", &cfg, "retire", "nowhere.test"]);
+    expect(
+        2,
+        &[
+            "serve",
+            "--config",
+            &cfg,
+            "promote",
+            "nowhere.test",
+            "enforce",
+        ],
+    );
+    // Retire: 0.
+    expect(
+        0,
+        &["serve", "--config", &cfg, "retire", "good-enforce.test"],
+    );
+    // From none, enforce is refused (the mode gate): 1.
+    let mut args = vec![
+        "serve",
+        "--config",
+        &cfg,
+        "promote",
+        "good-enforce.test",
+        "enforce",
+    ];
+    let flags = lab_flags(&w);
+    args.extend(flags.iter().map(String::as_str));
+    expect(1, &args);
+    w.shutdown();
 }

@@ -13,6 +13,7 @@ mod fetch;
 mod interop;
 mod mx;
 mod policy;
+mod publish;
 mod record_sts;
 mod record_tlsrpt;
 mod report;
