@@ -11,6 +11,7 @@ pub mod dkim;
 pub mod dovecot;
 pub mod postgres;
 pub mod redis;
+pub mod schema;
 pub mod socketmap;
 
 use std::path::{Path, PathBuf};
