@@ -120,8 +120,23 @@ pub struct RuaDomain {
     pub uri: String,
     /// The domain after `@`.
     pub domain: String,
-    /// Whether mail can be delivered there (an MX, or an address as implicit MX).
+    /// Whether mail can be delivered there (an MX, or an address as implicit MX); in JSON
+    /// `{"result": "yes"}` or `{"result": "no", "reason": …}`.
+    #[serde(serialize_with = "ser_accepts")]
     pub accepts_mail: Result<(), String>,
+}
+
+fn ser_accepts<S: serde::Serializer>(r: &Result<(), String>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(None)?;
+    match r {
+        Ok(()) => m.serialize_entry("result", "yes")?,
+        Err(reason) => {
+            m.serialize_entry("result", "no")?;
+            m.serialize_entry("reason", reason)?;
+        }
+    }
+    m.end()
 }
 
 /// The MX lookup.

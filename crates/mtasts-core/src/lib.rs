@@ -19,6 +19,7 @@ pub mod diag;
 pub mod dns;
 pub mod domain;
 pub mod interop;
+pub mod json;
 pub mod rfc;
 pub mod rrset;
 pub mod sts;

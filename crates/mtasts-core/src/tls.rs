@@ -21,12 +21,14 @@ pub enum CertVerdict {
     Valid,
     /// Expired.
     Expired {
-        /// When it expired (Unix seconds).
+        /// When it expired (Unix seconds; RFC 3339 in JSON).
+        #[serde(serialize_with = "crate::json::time")]
         not_after: i64,
     },
     /// Not valid yet.
     NotYetValid {
-        /// When it becomes valid (Unix seconds).
+        /// When it becomes valid (Unix seconds; RFC 3339 in JSON).
+        #[serde(serialize_with = "crate::json::time")]
         not_before: i64,
     },
     /// Chains to a trusted root but does not carry the name.

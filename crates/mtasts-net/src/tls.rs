@@ -260,9 +260,11 @@ pub struct CertSummary {
     pub issuer: String,
     /// DNS names (subjectAltName, or the CN when there is none).
     pub names: Vec<String>,
-    /// Not valid before (Unix seconds).
+    /// Not valid before (Unix seconds; RFC 3339 in JSON).
+    #[serde(serialize_with = "mtasts_core::json::time")]
     pub not_before: i64,
-    /// Not valid after (Unix seconds).
+    /// Not valid after (Unix seconds; RFC 3339 in JSON).
+    #[serde(serialize_with = "mtasts_core::json::time")]
     pub not_after: i64,
 }
 

@@ -36,13 +36,7 @@ fn decision(res: &Resolution) -> (&'static str, String) {
 }
 
 fn ts(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-        .map_or_else(
-            || secs.to_string(),
-            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
+    mtasts_core::json::rfc3339_u(secs)
 }
 
 fn describe_entry(e: &CacheEntry) -> String {
@@ -166,7 +160,38 @@ pub fn to_json(res: &Resolution, trace: &Trace) -> serde_json::Value {
             "text": p.policy.to_text(),
         })),
         "source": res.source,
-        "trace": trace,
+        "trace": {
+            "cached_before": trace.cached_before.as_ref().map(entry_json),
+            "discovery": trace.discovery,
+            "fetch": trace.fetch,
+            "cached_after": trace.cached_after.as_ref().map(entry_json),
+        },
+    })
+}
+
+/// A cache entry as `resolve --json` shows it: the store's own serialisation keeps Unix
+/// seconds, the output has RFC 3339 times like every other document (`docs/json.md`).
+fn entry_json(e: &CacheEntry) -> serde_json::Value {
+    serde_json::json!({
+        "policy": e.policy.as_ref().map(|p| serde_json::json!({
+            "id": p.id,
+            "mode": p.policy.mode.as_str(),
+            "max_age": p.policy.max_age,
+            "fetched_at": ts(p.fetched_at),
+            "expires_at": ts(p.expires_at()),
+        })),
+        "checked_at": ts(e.checked_at),
+        "refresh_at": ts(e.refresh_at),
+        "negative": e.negative.as_ref().map(|n| serde_json::json!({
+            "kind": n.kind.as_str(),
+            "until": ts(n.until),
+            "reason": n.reason,
+        })),
+        "failed_fetch": e.failed_fetch.as_ref().map(|f| serde_json::json!({
+            "id": f.id,
+            "at": ts(f.at),
+            "reason": f.reason,
+        })),
     })
 }
 

@@ -12,6 +12,7 @@ pub mod dovecot;
 pub mod pebble;
 pub mod postgres;
 pub mod redis;
+pub mod schema;
 pub mod socketmap;
 
 use std::path::{Path, PathBuf};

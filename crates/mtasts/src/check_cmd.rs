@@ -1,5 +1,6 @@
 //! `mtasts check`: the domain owner's end-to-end check, for one domain or a million.
 
+use mtasts_core::json::document;
 use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -252,6 +253,11 @@ fn domain_source(
 }
 
 /// `mtasts check`.
+/// The schema of `--json` (`schemas/mtasts-check.v2.json`).
+const SCHEMA: &str = "mtasts-check/2";
+/// The schema of each line of `--format jsonl` (`schemas/mtasts-check-line.v1.json`).
+pub(crate) const SCHEMA_LINE: &str = "mtasts-check-line/1";
+
 pub(crate) fn check(a: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     if a.list_findings {
         return match out.write_all(mtasts_check::catalog::markdown().as_bytes()) {
@@ -324,7 +330,8 @@ pub(crate) fn check(a: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
                     match format {
                         Format::Json => json_domains.push(serde_json::json!({ "error": msg })),
                         Format::Jsonl => {
-                            let _ = writeln!(out, "{}", serde_json::json!({ "error": msg }));
+                            let line = document(SCHEMA_LINE, serde_json::json!({ "error": msg }));
+                            let _ = writeln!(out, "{line}");
                         }
                         Format::Human => {
                             let _ =
@@ -343,7 +350,9 @@ pub(crate) fn check(a: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
                         write_report(out, &report, style, now)
                     }
                 }
-                Format::Jsonl => serde_json::to_writer(&mut *out, &report)
+                Format::Jsonl => serde_json::to_value(&report)
+                    .map(|v| document(SCHEMA_LINE, v))
+                    .and_then(|v| serde_json::to_writer(&mut *out, &v))
                     .map_err(io::Error::other)
                     .and_then(|()| writeln!(out)),
                 Format::Json => {
@@ -363,12 +372,14 @@ pub(crate) fn check(a: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
     }
     match format {
         Format::Json => {
-            let doc = serde_json::json!({
-                "schema": "mtasts-check/1",
-                "checked_at": now,
-                "domains": json_domains,
-                "summary": summary,
-            });
+            let doc = document(
+                SCHEMA,
+                serde_json::json!({
+                    "checked_at": mtasts_core::json::rfc3339(now),
+                    "domains": json_domains,
+                    "summary": summary,
+                }),
+            );
             let _ = serde_json::to_writer_pretty(&mut *out, &doc);
             let _ = writeln!(out);
         }

@@ -156,8 +156,11 @@ pub(crate) fn demo(a: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             }
         };
         if a.json {
-            let _ = serde_json::to_writer(&mut *out, &r);
-            let _ = writeln!(out);
+            // One line per domain, as `check --format jsonl` prints them.
+            if let Ok(v) = serde_json::to_value(&r) {
+                let line = mtasts_core::json::document(crate::check_cmd::SCHEMA_LINE, v);
+                let _ = writeln!(out, "{line}");
+            }
         } else if a.full {
             let _ = write_report(out, &r, style, now);
         } else {

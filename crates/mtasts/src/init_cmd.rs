@@ -130,7 +130,10 @@ pub(crate) fn init(a: InitArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
         }
     }
     if a.json {
-        let _ = serde_json::to_writer_pretty(&mut *out, &p);
+        let doc = serde_json::to_value(&p)
+            .map(|v| mtasts_core::json::document("mtasts-init/1", v))
+            .unwrap_or_default();
+        let _ = serde_json::to_writer_pretty(&mut *out, &doc);
         let _ = writeln!(out);
     } else {
         let _ = writeln!(

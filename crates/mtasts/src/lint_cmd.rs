@@ -85,13 +85,16 @@ pub(crate) fn lint_policy(
     let code = exit_for(&all);
 
     let result = if as_json {
-        let doc = json!({
-            "file": name,
-            "valid": lint.policy.is_some() && code == EXIT_OK,
-            "policy": lint.policy.as_ref().map(policy_json),
-            "findings": findings,
-            "coverage": coverage_findings,
-        });
+        let doc = mtasts_core::json::document(
+            "mtasts-lint-policy/1",
+            json!({
+                "file": name,
+                "valid": lint.policy.is_some() && code == EXIT_OK,
+                "policy": lint.policy.as_ref().map(policy_json),
+                "findings": findings,
+                "coverage": coverage_findings,
+            }),
+        );
         serde_json::to_writer_pretty(&mut *out, &doc)
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
@@ -260,7 +263,10 @@ pub(crate) fn lint_record(
                 v
             })
             .collect();
-        let doc = json!({"valid": code == EXIT_OK, "records": records, "findings": listed});
+        let doc = mtasts_core::json::document(
+            "mtasts-lint-record/1",
+            json!({"valid": code == EXIT_OK, "records": records, "findings": listed}),
+        );
         serde_json::to_writer_pretty(&mut *out, &doc)
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))

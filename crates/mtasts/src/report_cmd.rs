@@ -100,7 +100,7 @@ pub(crate) fn parse_reports(
         result = totals.write(out);
     }
     if json && result.is_ok() {
-        let doc = json!({ "reports": docs });
+        let doc = mtasts_core::json::document("mtasts-report-parse/1", json!({ "reports": docs }));
         result = serde_json::to_writer_pretty(&mut *out, &doc)
             .map_err(io::Error::from)
             .and_then(|()| writeln!(out));

@@ -355,9 +355,9 @@ pub(crate) fn ingest(a: IngestArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         };
         let c = run.counts;
         let printed = if a.json {
-            writeln!(
+            emit(
                 out,
-                "{}",
+                "mtasts-report-ingest/1",
                 json!({
                     "read": c.read,
                     "stored": c.stored,
@@ -365,7 +365,7 @@ pub(crate) fn ingest(a: IngestArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                     "quarantined": c.quarantined,
                     "unreadable": unreadable,
                     "store": ingester.store().target(),
-                })
+                }),
             )
         } else {
             writeln!(out, "{c}")
@@ -518,16 +518,16 @@ async fn ingest_imap(
     };
     let print = |out: &mut dyn Write, c: &mtasts_tlsrpt_receive::ingest::Counts| {
         if a.json {
-            writeln!(
+            emit(
                 out,
-                "{}",
+                "mtasts-report-receive/1",
                 json!({
                     "read": c.read,
                     "stored": c.stored,
                     "duplicates": c.duplicates,
                     "quarantined": c.quarantined,
                     "imap": imap.source().url(),
-                })
+                }),
             )
         } else {
             writeln!(out, "{c}")
@@ -610,7 +610,11 @@ pub(crate) fn quarantine(c: QuarantineCommand, out: &mut dyn Write, err: &mut dy
                     Err(e) => return fail(err, "quarantine", e),
                 };
                 let r = if json {
-                    writeln!(out, "{}", json!({ "quarantine": entries }))
+                    emit(
+                        out,
+                        "mtasts-report-quarantine-list/1",
+                        json!({ "quarantine": entries }),
+                    )
                 } else {
                     view::quarantine_text(out, &entries)
                 };
@@ -631,10 +635,10 @@ pub(crate) fn quarantine(c: QuarantineCommand, out: &mut dyn Write, err: &mut dy
                 let r = if raw {
                     out.write_all(&bytes)
                 } else if json {
-                    writeln!(
+                    emit(
                         out,
-                        "{}",
-                        json!({ "entry": entry, "input_base64": BASE64_STANDARD.encode(&bytes) })
+                        "mtasts-report-quarantine-show/1",
+                        json!({ "entry": entry, "input_base64": BASE64_STANDARD.encode(&bytes) }),
                     )
                 } else {
                     view::quarantine_text(out, std::slice::from_ref(&entry)).and_then(|()| {
@@ -693,10 +697,10 @@ pub(crate) fn quarantine(c: QuarantineCommand, out: &mut dyn Write, err: &mut dy
                         .iter()
                         .map(|(id, r)| json!({ "id": id, "result": r }))
                         .collect();
-                    writeln!(
+                    emit(
                         out,
-                        "{}",
-                        json!({ "released": released, "still": still, "entries": list })
+                        "mtasts-report-quarantine-release/1",
+                        json!({ "released": released, "still": still, "entries": list }),
                     )
                 } else {
                     let mut r = Ok(());
@@ -754,14 +758,14 @@ pub(crate) fn summary(a: SummaryArgs, out: &mut dyn Write, err: &mut dyn Write) 
             let (s, f) = days.iter().fold((0u64, 0u64), |(s, f), d| {
                 (s.saturating_add(d.successful), f.saturating_add(d.failed))
             });
-            writeln!(
+            emit(
                 out,
-                "{}",
+                "mtasts-report-summary/1",
                 json!({
                     "days": days,
                     "total": { "successful": s, "failed": f },
                     "include_unverified": a.include_unverified,
-                })
+                }),
             )
         } else if a.csv {
             view::summary_csv(out, &days)
@@ -814,7 +818,11 @@ pub(crate) fn readiness(a: ReadinessArgs, out: &mut dyn Write, err: &mut dyn Wri
             Err(e) => return fail(err, "readiness", e),
         };
         let printed = if a.json {
-            writeln!(out, "{}", json!({ "readiness": r, "thresholds": t }))
+            emit(
+                out,
+                "mtasts-report-readiness/1",
+                json!({ "readiness": r, "thresholds": t }),
+            )
         } else {
             view::readiness_text(out, &r)
         };
@@ -846,7 +854,11 @@ pub(crate) fn prune(a: PruneArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
             Err(e) => return fail(err, "prune", e),
         };
         let r = if a.json {
-            writeln!(out, "{}", json!({ "before": before, "pruned": p }))
+            emit(
+                out,
+                "mtasts-report-prune/1",
+                json!({ "before": before, "pruned": p }),
+            )
         } else {
             writeln!(
                 out,
@@ -856,4 +868,9 @@ pub(crate) fn prune(a: PruneArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
         };
         if r.is_err() { EXIT_TROUBLE } else { EXIT_OK }
     })
+}
+
+/// One `--json` document on one line, its schema named first (`docs/json.md`).
+fn emit(out: &mut dyn Write, schema: &str, body: serde_json::Value) -> std::io::Result<()> {
+    writeln!(out, "{}", mtasts_core::json::document(schema, body))
 }

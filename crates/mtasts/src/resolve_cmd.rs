@@ -119,11 +119,10 @@ pub(crate) fn resolve(o: &ResolveOptions, out: &mut dyn Write, err: &mut dyn Wri
             }
         }
         if o.json {
-            let v = if all.len() == 1 {
-                all.remove(0)
-            } else {
-                serde_json::Value::Array(all)
-            };
+            let v = mtasts_core::json::document(
+                "mtasts-resolve/1",
+                serde_json::json!({ "resolutions": all }),
+            );
             let _ = serde_json::to_writer_pretty(&mut *out, &v);
             let _ = writeln!(out);
         }

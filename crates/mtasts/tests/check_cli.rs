@@ -36,8 +36,9 @@ fn check_outputs_and_exit_codes() {
     // A clean enforce deployment: exit 0, the documented JSON schema.
     let o = mtasts(&["check", "--json", "good-enforce.test"], &lab, None);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    mtasts_test_support::schema::assert_valid("mtasts-check/2", &o.stdout);
     let doc: Value = serde_json::from_slice(&o.stdout).expect("JSON");
-    assert_eq!(doc["schema"], "mtasts-check/1");
+    assert_eq!(doc["schema"], "mtasts-check/2");
     let d = &doc["domains"][0];
     assert_eq!(d["verdict"]["outcome"], "deliver-securely");
     assert_eq!(d["policy"]["mode"], "enforce");
@@ -78,6 +79,7 @@ fn check_outputs_and_exit_codes() {
         Some(input),
     );
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    mtasts_test_support::schema::assert_valid_lines("mtasts-check-line/1", &o.stdout);
     let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
@@ -165,6 +167,22 @@ fn init_writes_a_policy_that_then_checks_clean() {
 }
 
 #[test]
+fn demo_json_is_one_check_line_per_domain() {
+    let o = mtasts(
+        &["demo", "--json", "good-enforce.test", "null-mx.test"],
+        &[],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(
+        mtasts_test_support::schema::assert_valid_lines("mtasts-check-line/1", &o.stdout),
+        2,
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
 fn demo_runs_offline_over_the_built_in_zoo() {
     let o = mtasts(
         &[
@@ -239,6 +257,7 @@ fn the_checking_side_is_not_the_domains_fault() {
         None,
     );
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    mtasts_test_support::schema::assert_valid("mtasts-check/2", &o.stdout);
     let doc: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(doc["domains"][0]["verdict"]["outcome"], "unknown");
     assert_eq!(doc["domains"][0]["inconclusive"], true);
@@ -295,6 +314,7 @@ fn skip_smtp_address_family_and_expiry_threshold() {
         None,
     );
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    mtasts_test_support::schema::assert_valid("mtasts-check/2", &o.stdout);
     let doc: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     let d = &doc["domains"][0];
     assert_eq!(d["verdict"]["outcome"], "unknown");
@@ -312,6 +332,7 @@ fn skip_smtp_address_family_and_expiry_threshold() {
     assert_eq!(d["policy"]["mode"], "enforce");
     // Without it, the same domain is probed.
     let o = mtasts(&["check", "--json", "good-enforce.test"], &lab, None);
+    mtasts_test_support::schema::assert_valid("mtasts-check/2", &o.stdout);
     let doc: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(
         doc["domains"][0]["observations"]["mx_hosts"][0]["smtp"]
@@ -323,6 +344,7 @@ fn skip_smtp_address_family_and_expiry_threshold() {
     // The lab is IPv4: -4 probes it as usual, -6 finds nothing to probe (unknown, exit 2).
     let o = mtasts(&["check", "--json", "-4", "good-enforce.test"], &lab, None);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    mtasts_test_support::schema::assert_valid("mtasts-check/2", &o.stdout);
     let doc: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(doc["domains"][0]["verdict"]["outcome"], "deliver-securely");
     assert_eq!(
@@ -368,6 +390,14 @@ fn skip_smtp_address_family_and_expiry_threshold() {
 fn advice_follows_the_live_policy() {
     let w = zoo();
     let lab = lab_args(&w);
+
+    // The same proposal as JSON, against its schema.
+    let o = mtasts(&["init", "--json", "good-enforce.test"], &lab, None);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    mtasts_test_support::schema::assert_valid("mtasts-init/1", &o.stdout);
+    let doc: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(doc["live"]["mode"], "enforce");
+    assert_eq!(doc["max_age"], 1_209_600);
 
     // good-enforce.test publishes mode enforce, max_age 604800.
     let o = mtasts(&["init", "good-enforce.test"], &lab, None);

@@ -61,6 +61,7 @@ fn five_mistakes_reported_with_lines_and_hints_in_json() {
         path.to_str().expect("utf-8 path"),
     ]);
     assert_eq!(o.status.code(), Some(1));
+    mtasts_test_support::schema::assert_valid("mtasts-lint-policy/1", &o.stdout);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["valid"], false);
     let findings = v["findings"].as_array().expect("findings");
@@ -101,6 +102,7 @@ fn uncovered_mx_is_an_error() {
     let p = path.to_str().expect("utf-8 path");
     let o = mtasts(&["lint", "policy", p, "--mx", "a.b.example.net", "--json"]);
     assert_eq!(o.status.code(), Some(1));
+    mtasts_test_support::schema::assert_valid("mtasts-lint-policy/1", &o.stdout);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     let cov = v["coverage"].as_array().expect("coverage");
     assert!(
@@ -183,6 +185,7 @@ fn record_valid_sts_and_tlsrpt() {
 fn record_rrset_with_two_sts_records_is_invalid() {
     let o = mtasts(&["lint", "record", "--json", "v=STSv1; id=1", "v=STSv1; id=2"]);
     assert_eq!(o.status.code(), Some(1));
+    mtasts_test_support::schema::assert_valid("mtasts-lint-record/1", &o.stdout);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert!(
         v["findings"]
@@ -210,4 +213,44 @@ fn record_wrong_case_version_is_explained() {
         "{text}"
     );
     assert!(text.contains("sts.record.none"), "{text}");
+}
+
+/// The schemas are strict enough to catch drift: the checker's old finding keys, an epoch
+/// time, a Rust enum's serde layout and a missing schema name are each rejected, while the
+/// same documents in the convention's form pass.
+#[test]
+fn schemas_reject_documents_out_of_the_convention() {
+    use mtasts_test_support::schema::{assert_invalid, assert_valid};
+    let o = mtasts(&["lint", "record", "--json", "v=STSv1; id=1", "v=STSv1; id=2"]);
+    let good = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_valid("mtasts-lint-record/1", &good);
+    assert!(good.contains("\"code\""), "{good}");
+    assert_invalid("mtasts-lint-record/1", good.replace("\"code\"", "\"id\""));
+    assert_invalid("mtasts-lint-record/1", good.replace("\"hint\"", "\"fix\""));
+    assert_invalid(
+        "mtasts-lint-record/1",
+        good.replace("\"error\"", "\"Error\""),
+    );
+    assert_invalid(
+        "mtasts-lint-record/1",
+        good.replace("\"schema\": \"mtasts-lint-record/1\",", ""),
+    );
+    let check = |checked_at: &str, extra: &str| {
+        format!(
+            r#"{{"schema": "mtasts-check/2", "checked_at": {checked_at}, "domains": [],
+              "summary": {{"domains": 0, "invalid_input": 0, "input_error": null,
+              "outcomes": {{}}, "categories": {{}}, "worst": null, "inconclusive": 0{extra}}}}}"#
+        )
+    };
+    // `x` is not a summary field: the summary is closed.
+    assert_invalid(
+        "mtasts-check/2",
+        check("\"2026-01-02T03:04:05Z\"", ", \"x\": 1"),
+    );
+    let ok = check("\"2026-01-02T03:04:05Z\"", "");
+    assert_valid("mtasts-check/2", &ok);
+    assert_invalid(
+        "mtasts-check/2",
+        ok.replace("\"2026-01-02T03:04:05Z\"", "1767323045"),
+    );
 }

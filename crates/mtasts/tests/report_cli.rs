@@ -36,6 +36,7 @@ fn rfc_example_in_erratum_form_prints_the_rfc_content_as_json() {
         let path = corpus(file);
         let o = mtasts(&["report", "parse", "--json", &path]);
         assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        mtasts_test_support::schema::assert_valid("mtasts-report-parse/1", &o.stdout);
         let doc: Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
         let reports = doc["reports"].as_array().expect("reports array");
         assert_eq!(reports.len(), 1);
@@ -117,6 +118,7 @@ fn gzip_report_on_stdin() {
         .expect("write");
     let o = child.wait_with_output().expect("wait");
     assert_eq!(o.status.code(), Some(0));
+    mtasts_test_support::schema::assert_valid("mtasts-report-parse/1", &o.stdout);
     let doc: Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(doc["reports"][0]["file"], "<stdin>");
     assert_eq!(doc["reports"][0]["source"]["kind"], "gzip");
@@ -150,6 +152,7 @@ fn one_bad_file_among_good_ones_sets_the_exit_code_but_the_rest_is_printed() {
     let good = corpus("domainaware__parsedmarc/mail.ru.json");
     let o = mtasts(&["report", "parse", "--json", &good, "/nonexistent/x.json"]);
     assert_eq!(o.status.code(), Some(2));
+    mtasts_test_support::schema::assert_valid("mtasts-report-parse/1", &o.stdout);
     let doc: Value = serde_json::from_str(&stdout(&o)).expect("json");
     let reports = doc["reports"].as_array().expect("reports");
     assert_eq!(reports.len(), 2);

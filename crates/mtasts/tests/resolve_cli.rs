@@ -60,7 +60,9 @@ fn json_output_and_no_policy() {
     let w = world();
     let o = resolve(&w, &["--json", "good-enforce.test", "no-policy.test"]);
     assert_eq!(o.status.code(), Some(0));
-    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    mtasts_test_support::schema::assert_valid("mtasts-resolve/1", &o.stdout);
+    let doc: Value = serde_json::from_slice(&o.stdout).expect("json");
+    let v = &doc["resolutions"];
     assert_eq!(v[0]["decision"], "policy");
     assert_eq!(v[0]["mode"], "enforce");
     assert_eq!(v[0]["policy"]["mx"][0], "mx1.good-enforce.test");
@@ -150,7 +152,9 @@ fn dane_decision_and_evidence_are_shown() {
         assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
     }
     let o = resolve(&w, &["--json", "dane.test"]);
-    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    mtasts_test_support::schema::assert_valid("mtasts-resolve/1", &o.stdout);
+    let doc: Value = serde_json::from_slice(&o.stdout).expect("json");
+    let v = &doc["resolutions"][0];
     assert_eq!(v["dane"]["decision"]["decision"], "mandatory");
     assert_eq!(v["dane"]["applies"]["apply"], "dane-only");
     assert_eq!(v["dane"]["evidence"]["mx"]["security"], "secure");
