@@ -925,6 +925,23 @@ mod tests {
         assert!(text.contains(&format!("# level = \"{}\"", log.level)));
     }
 
+    /// The small configuration in docs/serve.md loads, with the meaning the text gives it.
+    #[test]
+    fn docs_small_configuration_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/serve.md");
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        let start = doc.find("```toml\n").map(|i| i + 8);
+        let block = start.and_then(|s| doc[s..].find("```").map(|n| &doc[s..s + n]));
+        let Some(block) = block else {
+            panic!("docs/serve.md has no ```toml block");
+        };
+        let c = Config::from_toml_str(block, "docs/serve.md").expect("the example loads");
+        assert_eq!(c.listen.len(), 1);
+        assert_eq!(c.certificates.files.len(), 1);
+        assert!(c.admin.listen.is_empty());
+        assert!(c.policy_dir.is_some());
+    }
+
     /// docs/serve.md gives every numeric key its enforced range.
     #[test]
     fn docs_list_the_ranges_enforced() {
