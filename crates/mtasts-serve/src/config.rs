@@ -14,50 +14,9 @@ use mtasts_net::http_server::ServeLimits;
 use mtasts_tlsrpt_receive::https::ReceiverLimits;
 use serde::{Deserialize, Serialize};
 
-/// Why the configuration could not be used. The message names the file, the key and what is
-/// wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{path}: cannot read the configuration file: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The TOML is malformed, or a value has the wrong type. toml's message gives the line,
-    /// the column and the key.
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// toml's message.
-        message: String,
-    },
-    /// A value out of range, or values that do not go together.
-    #[error("{path}: key `{key}`: {message}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// The key.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-impl ConfigError {
-    /// The message on one line, for logs (toml's snippet joined with `" | "`).
-    pub fn one_line(&self) -> String {
-        self.to_string()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && *l != "|")
-            .collect::<Vec<_>>()
-            .join(" | ")
-    }
-}
+/// Why the configuration could not be used: the daemon's error type, so both programs name
+/// the file, the key and what is wrong the same way.
+pub use mtasts_daemon::config::ConfigError;
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
