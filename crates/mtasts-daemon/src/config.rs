@@ -448,6 +448,28 @@ impl Config {
 }
 
 impl Config {
+    /// What `mtasts daemon --check` verifies beyond the file itself: the directory of an
+    /// SQLite store exists (the daemon never creates it, and refuses to start without it).
+    pub fn check_environment(&self, origin: &str) -> Result<(), ConfigError> {
+        if let mtasts_resolver::store::StoreConfig::Sqlite { path } = &self.resolver.store {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                return Err(ConfigError::Invalid {
+                    path: origin.to_owned(),
+                    key: "resolver.store.path".to_owned(),
+                    message: format!(
+                        "the directory {} does not exist; create it (owned by the daemon's \
+                         user), or let systemd's StateDirectory= create it",
+                        dir.display()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
     /// The map names whose zone gives DANE precedence (`dane = "on"`), `_default` for the
     /// default zone.
     pub fn dane_zones(&self) -> Vec<String> {

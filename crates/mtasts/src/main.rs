@@ -290,6 +290,10 @@ fn daemon(a: &DaemonArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     if a.check {
         return match mtasts_daemon::Config::load(&a.config) {
             Ok(c) => {
+                if let Err(e) = c.check_environment(&a.config.display().to_string()) {
+                    let _ = writeln!(err, "mtasts daemon: {e}");
+                    return EXIT_TROUBLE;
+                }
                 let _ = writeln!(out, "{}: valid", a.config.display());
                 for l in &c.listen {
                     let _ = writeln!(out, "listen: {l}");

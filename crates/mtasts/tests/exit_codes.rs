@@ -168,15 +168,35 @@ fn daemon_check() {
     let dir = tempfile::tempdir().expect("dir");
     let bad = write(dir.path(), "bad.toml", "[listen]\nnonsense = 1\n");
     expect(2, &["daemon", "--check", "--config", &bad]);
+    // The shipped example, with its SQLite store under the temp dir: /var/lib/mtasts exists
+    // only once the package is installed.
     let example = mtasts_test_support::workspace_root().join("contrib/mtasts-daemon.toml");
-    expect(
-        0,
-        &[
-            "daemon",
-            "--check",
-            "--config",
-            &example.display().to_string(),
-        ],
+    let text = std::fs::read_to_string(&example).expect("contrib/mtasts-daemon.toml");
+    assert!(
+        text.contains("/var/lib/mtasts/cache.sqlite3"),
+        "the example's store path moved"
+    );
+    let here = dir.path().join("cache.sqlite3");
+    let ok = write(
+        dir.path(),
+        "example.toml",
+        &text.replace("/var/lib/mtasts/cache.sqlite3", &here.display().to_string()),
+    );
+    expect(0, &["daemon", "--check", "--config", &ok]);
+    // A store whose directory does not exist: refused, as the daemon refuses to start.
+    let missing = dir.path().join("no-such-dir/cache.sqlite3");
+    let gone = write(
+        dir.path(),
+        "missing.toml",
+        &text.replace(
+            "/var/lib/mtasts/cache.sqlite3",
+            &missing.display().to_string(),
+        ),
+    );
+    expect(2, &["daemon", "--check", "--config", &gone]);
+    assert!(
+        !missing.parent().is_some_and(Path::exists),
+        "--check created the directory"
     );
 }
 
