@@ -103,6 +103,12 @@ impl Shared {
     /// is waiting for an answer.
     fn evict_idlest(&self) -> bool {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        // A connection closed to make room has not released its slot yet: that slot is the
+        // one the waiting client gets. Closing another would cost a client its connection for
+        // nothing (a race seen when an answer's "now quiet" notice came after the eviction).
+        if conns.values().any(|c| c.close.is_cancelled()) {
+            return false;
+        }
         // Quiet the longest; between equals, the oldest connection.
         let victim = conns
             .iter()

@@ -387,6 +387,11 @@ async fn max_connections_closes_the_connection_idle_longest() {
     let mut c1 = h.client().await;
     let mut c2 = h.client().await;
     assert_eq!(c1.request("postfix", "good.test").await, OK_GOOD);
+    // The daemon marks a connection quiet just after writing its answer, in milliseconds; the
+    // client may read the answer first. Without a pause c1's mark can land after c2's, and
+    // then c2 is rightly the one quiet the longest. The pause orders the two; it is not a
+    // timing assertion.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(c2.request("postfix", "good.test").await, OK_GOOD);
     let mut c3 = h.client().await;
     assert_eq!(c3.request("postfix", "good.test").await, OK_GOOD);
