@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use mtasts_postfix::socketmap::{DEFAULT_MAX_REQUEST, DaneMode, POSTFIX_MAX_REPLY, ZoneOptions};
 use mtasts_resolver::ResolverConfig;
+/// The one range check, shared with the resolver's and the policy host's configurations.
+pub use mtasts_resolver::config::check_ranges;
 use serde::Deserialize;
 
 /// Why the configuration could not be used. The message names the file, the key and what is
@@ -333,6 +335,27 @@ pub const RANGES: &[(&str, f64, f64)] = &[
     ("refresh_batch", 1.0, 1_000_000.0),
 ];
 
+/// A configuration file's text, or the error naming the file (the daemon's and the policy
+/// host's files alike).
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// TOML into a configuration type, toml's message (line, column, key) kept; `origin` names
+/// the text in errors.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: origin.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
 impl Config {
     #[allow(clippy::cast_precision_loss)]
     fn value_of(&self, key: &str) -> f64 {
@@ -353,19 +376,13 @@ impl Config {
 
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = read_file(path)?;
         Config::from_toml_str(&text, &path.display().to_string())
     }
 
     /// Parses and checks a configuration; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+        let config: Config = parse_toml(text, origin)?;
         config.validate(origin)?;
         Ok(config)
     }
@@ -391,14 +408,8 @@ impl Config {
                 ));
             }
         }
-        for &(key, least, most) in RANGES {
-            let value = self.value_of(key);
-            if !(value.is_finite() && value >= least && value <= most) {
-                return Err(invalid(
-                    key,
-                    format!("{value} is out of range (from {least} to {most})"),
-                ));
-            }
+        if let Err(e) = check_ranges(RANGES, |key| self.value_of(key)) {
+            return Err(invalid(e.key, e.out_of_range()));
         }
         // 0 turns the refresher off; anything else must leave it time to work.
         if self.refresh_period != 0.0 && self.refresh_period < 1.0 {
@@ -411,13 +422,7 @@ impl Config {
             ));
         }
         if let Err(e) = self.resolver.validate() {
-            return Err(invalid(
-                &format!("resolver.{}", e.key),
-                format!(
-                    "{} is out of range (from {} to {})",
-                    e.value, e.least, e.most
-                ),
-            ));
+            return Err(invalid(&format!("resolver.{}", e.key), e.out_of_range()));
         }
         if let Some(m) = self.metrics
             && !m.ip().is_loopback()

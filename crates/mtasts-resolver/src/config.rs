@@ -64,6 +64,36 @@ pub struct RangeError {
     pub most: f64,
 }
 
+/// The one range check of every configuration (the resolver's, the daemon's, the policy
+/// host's): each key of `ranges` has its value (from `value_of`) within its bounds, finite.
+pub fn check_ranges(
+    ranges: &[(&'static str, f64, f64)],
+    value_of: impl Fn(&str) -> f64,
+) -> Result<(), RangeError> {
+    for &(key, least, most) in ranges {
+        let value = value_of(key);
+        if !(value.is_finite() && value >= least && value <= most) {
+            return Err(RangeError {
+                key,
+                value,
+                least,
+                most,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl RangeError {
+    /// The message without the key, for callers that name the key themselves.
+    pub fn out_of_range(&self) -> String {
+        format!(
+            "{} is out of range (from {} to {})",
+            self.value, self.least, self.most
+        )
+    }
+}
+
 impl ResolverConfig {
     /// Each numeric setting, by its key in [`RANGES`].
     fn value_of(&self, key: &str) -> f64 {
@@ -93,18 +123,7 @@ impl ResolverConfig {
     /// would make the resolver useless (a `max_body` of 0, no DNS attempt, a refresh period of
     /// a nanosecond) are refused at load, never discovered in production.
     pub fn validate(&self) -> Result<(), RangeError> {
-        for &(key, least, most) in RANGES {
-            let value = self.value_of(key);
-            if !(value.is_finite() && value >= least && value <= most) {
-                return Err(RangeError {
-                    key,
-                    value,
-                    least,
-                    most,
-                });
-            }
-        }
-        Ok(())
+        check_ranges(RANGES, |key| self.value_of(key))
     }
 
     /// Reads the `[resolver]` table of a daemon configuration file, or a file holding only

@@ -498,19 +498,13 @@ impl Config {
 
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = mtasts_daemon::config::read_file(path)?;
         Config::from_toml_str(&text, &path.display().to_string())
     }
 
     /// Parses and checks a configuration; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+        let config: Config = mtasts_daemon::config::parse_toml(text, origin)?;
         config.validate(origin)?;
         Ok(config)
     }
@@ -522,14 +516,8 @@ impl Config {
             key: key.to_owned(),
             message,
         };
-        for &(key, least, most) in RANGES {
-            let value = self.value_of(key);
-            if !(value.is_finite() && value >= least && value <= most) {
-                return Err(invalid(
-                    key,
-                    format!("{value} is out of range (from {least} to {most})"),
-                ));
-            }
+        if let Err(e) = mtasts_daemon::config::check_ranges(RANGES, |key| self.value_of(key)) {
+            return Err(invalid(e.key, e.out_of_range()));
         }
         if self.listen.is_empty() {
             return Err(invalid(
