@@ -555,28 +555,11 @@ service stats {{
     /// A shell that waits for this process to end, then stops the server and removes the
     /// directory.
     fn spawn_watchdog(&self) -> Child {
-        let script = r#"
-            while kill -0 "$1" 2>/dev/null; do sleep 1; done
-            pid=$(cat "$2/run/master.pid" 2>/dev/null)
-            if [ -n "$pid" ]; then
-                kill -TERM "$pid" 2>/dev/null
-                i=0
-                while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-                kill -KILL "$pid" 2>/dev/null
-            fi
-            rm -rf "$2"
-        "#;
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("mtasts-dovecot-watchdog")
-            .arg(std::process::id().to_string())
-            .arg(self.dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the Dovecot watchdog: {e}"))
+        let stop = crate::watchdog::Stop {
+            pid_of: r#"cat "$2/run/master.pid" 2>/dev/null"#,
+            signal: "TERM",
+        };
+        crate::watchdog::spawn("Dovecot", self.dir(), &stop)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod redis;
 pub mod schema;
 pub mod socketmap;
+pub mod watchdog;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

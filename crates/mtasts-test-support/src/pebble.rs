@@ -242,23 +242,17 @@ impl Pebble {
     /// directory.
     fn spawn_watchdog(&self) -> Child {
         let pid = self.child.as_ref().map_or(0, Child::id);
-        let script = r#"
-            while kill -0 "$1" 2>/dev/null; do sleep 1; done
-            kill -KILL "$2" 2>/dev/null
-            rm -rf "$3"
-        "#;
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("mtasts-pebble-watchdog")
-            .arg(std::process::id().to_string())
-            .arg(pid.to_string())
-            .arg(self.dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the pebble watchdog: {e}"))
+        // No child (never 0: `kill 0` would signal the watchdog's whole process group).
+        let pid_of = if pid == 0 {
+            "true".to_owned()
+        } else {
+            format!("echo {pid}")
+        };
+        let stop = crate::watchdog::Stop {
+            pid_of: &pid_of,
+            signal: "KILL",
+        };
+        crate::watchdog::spawn("pebble", self.dir(), &stop)
     }
 }
 

@@ -297,28 +297,11 @@ impl PgCluster {
     /// A shell that waits for this process to end, then stops the server (SIGQUIT: an
     /// immediate shutdown) and removes the directory.
     fn spawn_watchdog(&self) -> Child {
-        let script = r#"
-            while kill -0 "$1" 2>/dev/null; do sleep 1; done
-            pid=$(head -n 1 "$2/data/postmaster.pid" 2>/dev/null)
-            if [ -n "$pid" ]; then
-                kill -QUIT "$pid" 2>/dev/null
-                i=0
-                while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-                kill -KILL "$pid" 2>/dev/null
-            fi
-            rm -rf "$2"
-        "#;
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("mtasts-pg-watchdog")
-            .arg(std::process::id().to_string())
-            .arg(self.dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the PostgreSQL watchdog: {e}"))
+        let stop = crate::watchdog::Stop {
+            pid_of: r#"head -n 1 "$2/data/postmaster.pid" 2>/dev/null"#,
+            signal: "QUIT",
+        };
+        crate::watchdog::spawn("PostgreSQL", self.dir(), &stop)
     }
 }
 
