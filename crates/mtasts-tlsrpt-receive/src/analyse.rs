@@ -2,6 +2,8 @@
 //! readiness evidence ([`mtasts_core::tlsrpt::readiness`]), and whole directories of inputs
 //! are taken through the ingest pipeline in order, with progress.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use mtasts_core::tlsrpt::readiness::{
     self, Evidence, FailedSessions, Live, Readiness, Sessions, Thresholds,
@@ -10,6 +12,7 @@ use mtasts_tlsrpt_store::{DomainHistory, Filter, Store, StoreError, Via};
 
 use crate::ingest::{Arrival, Counts, Delivery, Ingester};
 use crate::sources::{SourceError, Sources};
+use tokio::sync::Semaphore;
 
 /// The core's evidence for `domain` from what the store holds.
 pub fn evidence(history: DomainHistory, live: Option<Live>, today: NaiveDate) -> Evidence {
@@ -97,24 +100,63 @@ pub struct PathsRun {
     pub unreadable: Vec<SourceError>,
 }
 
-/// How many inputs [`ingest_paths`] takes through the pipeline at once by default.
-pub const DEFAULT_IN_FLIGHT: usize = 4;
+/// How much [`ingest_paths`] takes through the pipeline at once: at most `inputs` inputs and,
+/// together, at most `bytes` bytes of them (an input larger than that goes through alone).
+/// While some are being stored, the next ones are read, parsed and their DKIM keys looked up,
+/// on every worker thread; the store commits those that are ready together (the SQLite
+/// store's group commit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// Inputs at once, 1..=[`MAX_IN_FLIGHT`].
+    pub inputs: usize,
+    /// Bytes of input at once (the raw inputs; each is at most `max_input_bytes`).
+    pub bytes: usize,
+}
+
+impl InFlight {
+    /// 64 inputs, 64 MiB.
+    pub const DEFAULT: InFlight = InFlight {
+        inputs: 64,
+        bytes: 64 * 1024 * 1024,
+    };
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight::DEFAULT
+    }
+}
+
+/// An input read from a path, as the pipeline takes it.
+fn delivery(
+    input: &crate::sources::Input,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> Delivery<'_> {
+    Delivery {
+        bytes: &input.bytes,
+        via: Via::File,
+        origin: &input.origin,
+        too_large: input.too_large,
+        received_at,
+    }
+}
 
 /// The most inputs [`ingest_paths`] may take through the pipeline at once.
-pub const MAX_IN_FLIGHT: usize = 64;
+pub const MAX_IN_FLIGHT: usize = 1024;
 
 /// Takes every input under `paths` (files, mbox files, Maildirs, directories) through the
-/// pipeline, up to `in_flight` at once (clamped to 1..=[`MAX_IN_FLIGHT`]): while one is being
-/// stored, the next ones are parsed and their DKIM keys looked up. Memory is bounded by
-/// `in_flight` inputs of at most `max_input_bytes` each (plus what reading one mbox needs).
+/// pipeline, as many at once as `in_flight` allows (`inputs` clamped to
+/// 1..=[`MAX_IN_FLIGHT`]). Memory is bounded by `in_flight.bytes` of raw inputs, plus the one
+/// being read (at most `max_input_bytes`), plus what parsing takes on each worker thread (at
+/// most `max_decompressed_bytes` and `max_json_values` per input).
 /// Results, progress and counts come in the stable order of the inputs; `progress` is called
 /// after each. A store error ends the run (what was stored so far stays stored; a rerun makes
-/// it duplicates). Each input is still stored by its own transactions, so a crash at any
-/// moment leaves every report stored whole or not at all.
+/// it duplicates). Each input is still stored by its own transactions (savepoints of a shared
+/// one in SQLite), so a crash at any moment leaves every report stored whole or not at all.
 pub async fn ingest_paths(
     ingester: &Ingester,
     paths: &[std::path::PathBuf],
-    in_flight: usize,
+    in_flight: InFlight,
     mut progress: impl FnMut(Step<'_>),
 ) -> Result<PathsRun, StoreError> {
     use futures_util::stream::{self, StreamExt};
@@ -122,25 +164,65 @@ pub async fn ingest_paths(
     let mut run = PathsRun::default();
     let max = ingester.limits().max_input_bytes;
     let mut unreadable = Vec::new();
-    let inputs = stream::iter(Sources::new(paths, max)).map(|item| async move {
-        match item {
-            Ok(input) => {
-                let arrival = ingester
-                    .ingest(&Delivery {
-                        bytes: &input.bytes,
-                        via: Via::File,
-                        origin: &input.origin,
-                        too_large: input.too_large,
-                        received_at: std::time::SystemTime::now().into(),
-                    })
-                    .await;
-                Ok((input.origin, input.bytes.len(), arrival))
+    // The byte budget, in KiB (so that a budget of any size fits a semaphore's permits); an
+    // input takes its size's worth (at least 1 KiB, at most the whole budget) until it is
+    // stored.
+    let budget_kib = u32::try_from(in_flight.bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let budget = Arc::new(Semaphore::new(budget_kib as usize));
+    let n = in_flight.inputs.clamp(1, MAX_IN_FLIGHT);
+    // Judging (parsing, DKIM verification) runs in a task per input, on every worker thread of
+    // the runtime; the judged inputs come back in the order of the inputs and are queued for
+    // the store in that order (so what becomes of two copies of one report does not depend on
+    // timing), up to `n` waiting for their commit at once (committed together by SQLite).
+    // The `then` step yields each input's task handle on purpose: `buffered` awaits them.
+    #[allow(clippy::async_yields_async)]
+    let judged = stream::iter(Sources::new(paths, max))
+        .then(|item| {
+            let ingester = ingester.clone();
+            let budget = Arc::clone(&budget);
+            async move {
+                let size = item.as_ref().map_or(0, |i| i.bytes.len());
+                let kib = u32::try_from(size.div_ceil(1024)).unwrap_or(u32::MAX);
+                // The semaphore is never closed, so the permits always come.
+                let permit = budget
+                    .acquire_many_owned(kib.clamp(1, budget_kib))
+                    .await
+                    .ok();
+                tokio::spawn(async move {
+                    let input = item?;
+                    let received_at = std::time::SystemTime::now().into();
+                    let judged = ingester.judge(&delivery(&input, received_at)).await;
+                    Ok((input, received_at, judged, permit))
+                })
             }
-            Err(e) => Err(e),
-        }
-    });
-    let mut results = inputs.buffered(in_flight.clamp(1, MAX_IN_FLIGHT));
+        })
+        .buffered(n);
+    let kept = judged
+        .map(|joined| {
+            // A task ends by finishing, by panicking (a bug, carried on as it is), or cancelled
+            // by the runtime shutting down (then there is no one left to tell).
+            let r = match joined {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => return futures_util::future::Either::Left(std::future::ready(None)),
+            };
+            futures_util::future::Either::Right(match r {
+                Ok((input, received_at, judged, permit)) => {
+                    // Queued here, in the order of the inputs.
+                    let stored = ingester.keep(&delivery(&input, received_at), &judged);
+                    futures_util::future::Either::Left(async move {
+                        let arrival = stored.await;
+                        drop(permit);
+                        Some(Ok((input.origin, input.bytes.len(), arrival)))
+                    })
+                }
+                Err(e) => futures_util::future::Either::Right(std::future::ready(Some(Err(e)))),
+            })
+        })
+        .buffered(n);
+    let mut results = std::pin::pin!(kept);
     while let Some(r) = results.next().await {
+        let Some(r) = r else { break };
         match r {
             Ok((origin, bytes, arrival)) => {
                 let arrival = arrival?;

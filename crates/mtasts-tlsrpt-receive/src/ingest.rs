@@ -2,8 +2,10 @@
 //! HTTPS POST): keep the raw bytes first, parse, authenticate a mailed report (DKIM, RFC 8460
 //! §3), store the report once under its key, and quarantine what cannot be read or trusted.
 //!
-//! Each step is its own transaction, in an order that makes a crash at any point harmless:
-//! the raw input is kept before anything else (so nothing received is lost), the report is
+//! The input is judged first (parsed, its signatures verified), then kept in one transaction:
+//! the raw bytes with the report or the quarantine entry, together or not at all. Nothing is
+//! acknowledged to the source before that commit (the file stays, the IMAP message is not
+//! moved, the HTTPS sender gets no 2xx), so a crash at any point loses nothing; the report is
 //! keyed by (organization-name, report-id) (so a rerun after a crash, a second copy, or a
 //! sender's retry is a duplicate), and a quarantine entry is idempotent per input and reason.
 
@@ -17,11 +19,30 @@ use mtasts_core::tlsrpt::payload::{self, PayloadKind, ReceivedReport};
 use mtasts_core::tlsrpt::report::ReportLimits;
 use mtasts_net::dns::DnsLookup;
 use mtasts_tlsrpt_store::{
-    NewReport, PutOutcome, QuarantineReason, RawInput, Store, StoreError, Trust, Via,
+    InputFate, InputOutcome, NewInput, NewReport, PutOutcome, QuarantineReason, RawInput, Store,
+    StoreError, Trust, Via,
 };
 use serde::Serialize;
 
 use crate::dkim::check_signatures;
+
+/// What [`Ingester::judge`] decided about an input.
+#[derive(Clone, Debug)]
+pub enum Judged {
+    /// Put it in quarantine, for this reason (too large, or not a report).
+    Quarantine(QuarantineReason),
+    /// A report, trusted this far.
+    Report {
+        /// The report.
+        report: Box<mtasts_core::tlsrpt::report::Report>,
+        /// Its trust.
+        trust: Trust,
+        /// The `d=` of the signature that verified it.
+        dkim_domain: Option<String>,
+        /// Why it is not trusted (it is quarantined for it unless a trusted copy is stored).
+        untrusted: Option<QuarantineReason>,
+    },
+}
 
 /// What became of one input.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -202,19 +223,18 @@ impl Ingester {
         }
     }
 
-    /// Takes one input through the pipeline.
+    /// Takes one input through the pipeline: [`Ingester::judge`], then [`Ingester::keep`].
     pub async fn ingest(&self, d: &Delivery<'_>) -> Result<Arrival, StoreError> {
-        let raw_id = self
-            .store
-            .put_raw(&RawInput {
-                bytes: d.bytes,
-                received_at: d.received_at,
-                via: d.via,
-                origin: d.origin,
-            })
-            .await?;
+        let judged = self.judge(d).await;
+        self.keep(d, &judged).await
+    }
+
+    /// Reads an input and decides what becomes of it, without storing anything: too large, not
+    /// a report, or a report with its trust (a mailed report's DKIM signatures verified,
+    /// RFC 8460 §3).
+    pub async fn judge(&self, d: &Delivery<'_>) -> Judged {
         if let Some(size) = d.too_large {
-            let reason = QuarantineReason {
+            return Judged::Quarantine(QuarantineReason {
                 code: "input.too-large".into(),
                 message: format!(
                     "{}: {size} bytes is over the limit of {} bytes (--max-input-bytes); its first {} bytes are kept",
@@ -222,66 +242,98 @@ impl Ingester {
                     self.limits.max_input_bytes,
                     d.bytes.len()
                 ),
-            };
-            let entry = self.store.quarantine(raw_id, &reason, None).await?;
-            return Ok(Arrival::Quarantined {
-                entry,
-                reason,
-                report: None,
             });
         }
         let parsed = match payload::parse_payload(d.bytes, &self.limits) {
             Ok(p) => p,
             Err(e) => {
-                let reason = QuarantineReason {
+                return Judged::Quarantine(QuarantineReason {
                     code: e.code().into(),
                     message: format!("{}: {e}", d.origin),
-                };
-                let entry = self.store.quarantine(raw_id, &reason, None).await?;
-                return Ok(Arrival::Quarantined {
-                    entry,
-                    reason,
-                    report: None,
                 });
             }
         };
         let (trust, dkim_domain, problem) = self.trust(d, &parsed).await;
-        let put = self
-            .store
-            .put_report(&NewReport {
-                raw_id,
-                report: &parsed.report,
-                via: d.via,
-                trust,
-                dkim_domain: dkim_domain.as_deref(),
-                received_at: d.received_at,
-            })
-            .await?;
-        let (report, new, stored_trust) = match put {
-            PutOutcome::Stored { id } => (id, true, trust),
-            PutOutcome::Duplicate { id, trust, .. } => (id, false, trust),
-        };
-        // A copy that cannot be authenticated of a report already counted adds nothing.
-        if let Some(p) = problem.filter(|_| stored_trust == Trust::Unverified) {
-            let reason = QuarantineReason {
+        Judged::Report {
+            report: Box::new(parsed.report),
+            trust,
+            dkim_domain,
+            untrusted: problem.map(|p| QuarantineReason {
                 code: p.code().into(),
                 message: format!("{}: {p}", d.origin),
-            };
-            // Also for a duplicate of a report that is still unverified: a crash between
-            // storing the report and this line must not leave it outside the quarantine (the
-            // entry is idempotent).
-            let entry = self.store.quarantine(raw_id, &reason, Some(report)).await?;
-            return Ok(Arrival::Quarantined {
-                entry,
-                reason,
-                report: Some(report),
-            });
+            }),
         }
-        Ok(if new {
-            Arrival::Stored { report, trust }
-        } else {
-            Arrival::Duplicate { report }
-        })
+    }
+
+    /// Keeps an input and what [`Ingester::judge`] decided, in one transaction: the raw bytes
+    /// and the report or quarantine entry are stored together or not at all, so a crash at
+    /// any moment loses nothing that was acknowledged (the source keeps the input until then:
+    /// the file stays, the IMAP message is not moved, the HTTPS sender gets no 2xx) and a
+    /// rerun makes a duplicate.
+    ///
+    /// The input is queued for the store when this is called (see `Store::put_input`): calls
+    /// made in order are stored in that order.
+    pub fn keep(
+        &self,
+        d: &Delivery<'_>,
+        judged: &Judged,
+    ) -> impl std::future::Future<Output = Result<Arrival, StoreError>> + Send + use<> {
+        let (fate, reason, trust) = match judged {
+            Judged::Quarantine(reason) => (
+                InputFate::Quarantine(reason.clone()),
+                Some(reason.clone()),
+                None,
+            ),
+            Judged::Report {
+                report,
+                trust,
+                dkim_domain,
+                untrusted,
+            } => (
+                InputFate::Report {
+                    report,
+                    trust: *trust,
+                    dkim_domain: dkim_domain.as_deref(),
+                    untrusted: untrusted.clone(),
+                },
+                untrusted.clone(),
+                Some(*trust),
+            ),
+        };
+        let stored = self.store.put_input(&NewInput {
+            raw: RawInput {
+                bytes: d.bytes,
+                received_at: d.received_at,
+                via: d.via,
+                origin: d.origin,
+            },
+            fate,
+        });
+        async move {
+            Ok(match stored.await? {
+                InputOutcome::Report {
+                    outcome: PutOutcome::Stored { id },
+                    ..
+                } => Arrival::Stored {
+                    report: id,
+                    // A report is stored only from `Judged::Report`, which has a trust.
+                    trust: trust.unwrap_or(Trust::Unverified),
+                },
+                InputOutcome::Report {
+                    outcome: PutOutcome::Duplicate { id, .. },
+                    ..
+                } => Arrival::Duplicate { report: id },
+                InputOutcome::Quarantined { entry, report, .. } => Arrival::Quarantined {
+                    entry,
+                    // An entry is made only with a reason.
+                    reason: reason.unwrap_or_else(|| QuarantineReason {
+                        code: "internal".into(),
+                        message: "quarantined without a reason".into(),
+                    }),
+                    report,
+                },
+            })
+        }
     }
 
     /// Runs a quarantined input through the pipeline again (after a DNS fix, or with a newer

@@ -140,6 +140,56 @@ pub enum PutOutcome {
     },
 }
 
+/// One input to keep with what became of it, stored in one transaction by
+/// [`crate::Store::put_input`].
+#[derive(Clone, Debug)]
+pub struct NewInput<'a> {
+    /// The raw input.
+    pub raw: RawInput<'a>,
+    /// What to do with it.
+    pub fate: InputFate<'a>,
+}
+
+/// What to do with an input once its raw bytes are kept.
+#[derive(Clone, Debug)]
+pub enum InputFate<'a> {
+    /// Put it in quarantine (it is not a report, or too large).
+    Quarantine(QuarantineReason),
+    /// Store its report; `untrusted`: the report is not authenticated, and is put in quarantine
+    /// for this reason too unless a trusted copy of it is already stored.
+    Report {
+        /// The report.
+        report: &'a Report,
+        /// Trust.
+        trust: Trust,
+        /// The `d=` of the DKIM signature that verified, for mailed reports.
+        dkim_domain: Option<&'a str>,
+        /// Why it is not trusted, if it is not.
+        untrusted: Option<QuarantineReason>,
+    },
+}
+
+/// What [`crate::Store::put_input`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputOutcome {
+    /// The report was stored, or was already.
+    Report {
+        /// The raw input's id.
+        raw_id: i64,
+        /// The report's outcome.
+        outcome: PutOutcome,
+    },
+    /// The input is in quarantine.
+    Quarantined {
+        /// The raw input's id.
+        raw_id: i64,
+        /// The quarantine entry.
+        entry: i64,
+        /// The report it holds, stored with trust `unverified`, when it parsed.
+        report: Option<i64>,
+    },
+}
+
 /// Why an input is in quarantine.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct QuarantineReason {
@@ -312,6 +362,15 @@ pub struct Pruned {
     pub quarantined: u64,
     /// Raw inputs no longer referenced.
     pub raw: u64,
+}
+
+/// How the SQLite writer grouped the write operations ([`crate::Store::write_groups`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WriteGroups {
+    /// Write transactions committed.
+    pub transactions: u64,
+    /// Write operations they carried.
+    pub operations: u64,
 }
 
 /// How much the store holds.

@@ -14,8 +14,9 @@ use crate::error::DbError;
 use crate::sql::{self, Dialect};
 use crate::value::{Corrupt, Param, Reader, Row, day_text};
 use crate::{
-    Count, DaySummary, DomainHistory, FailureRow, Filter, NewReport, OrgCount, Pruned, PutOutcome,
-    QuarantineEntry, QuarantineReason, ReportKey, SeenPolicy, SessionRow, Totals, Trust, Via,
+    Count, DaySummary, DomainHistory, FailureRow, Filter, InputOutcome, NewReport, OrgCount,
+    Pruned, PutOutcome, QuarantineEntry, QuarantineReason, ReportKey, SeenPolicy, SessionRow,
+    Totals, Trust, Via,
 };
 
 /// One connection inside a transaction.
@@ -545,6 +546,90 @@ impl Op for ReportJson {
             Some(row) => Ok(Some(
                 Reader::with_id(row, "tlsrpt_report")?.json(1, "json")?,
             )),
+        }
+    }
+}
+
+// --- one input, whole ------------------------------------------------------------------------
+
+/// One input taken through the store in one transaction: its raw bytes kept, then either put
+/// in quarantine, or its report stored (and put in quarantine with it when the report is not
+/// trusted and no trusted copy is stored).
+pub(crate) struct PutInput {
+    pub(crate) raw: PutRaw,
+    pub(crate) fate: Fate,
+}
+
+pub(crate) enum Fate {
+    Quarantine {
+        reason: QuarantineReason,
+        at: i64,
+    },
+    Report {
+        /// Its `raw_id` is set once the raw input is kept.
+        report: Box<PutReport>,
+        /// The reason to quarantine it for while no trusted copy is stored.
+        untrusted: Option<QuarantineReason>,
+        at: i64,
+    },
+}
+
+impl Op for PutInput {
+    type Output = InputOutcome;
+    const NAME: &'static str = "put_input";
+    const WRITE: bool = true;
+
+    async fn run<C: Conn>(self, c: &mut C) -> Result<InputOutcome, OpError> {
+        let raw_id = self.raw.run(c).await?;
+        match self.fate {
+            Fate::Quarantine { reason, at } => {
+                let entry = Quarantine {
+                    raw_id,
+                    reason,
+                    report: None,
+                    at,
+                }
+                .run(c)
+                .await?;
+                Ok(InputOutcome::Quarantined {
+                    raw_id,
+                    entry,
+                    report: None,
+                })
+            }
+            Fate::Report {
+                mut report,
+                untrusted,
+                at,
+            } => {
+                report.raw_id = raw_id;
+                let outcome = report.run(c).await?;
+                let (id, stored_trust) = match &outcome {
+                    PutOutcome::Stored { id } => (*id, None),
+                    PutOutcome::Duplicate { id, trust, .. } => (*id, Some(*trust)),
+                };
+                // A copy that cannot be authenticated of a report already counted adds
+                // nothing; one of a report still unverified keeps it in quarantine.
+                let stored_unverified = stored_trust.is_none_or(|t| t == Trust::Unverified);
+                match untrusted.filter(|_| stored_unverified) {
+                    Some(reason) => {
+                        let entry = Quarantine {
+                            raw_id,
+                            reason,
+                            report: Some(id),
+                            at,
+                        }
+                        .run(c)
+                        .await?;
+                        Ok(InputOutcome::Quarantined {
+                            raw_id,
+                            entry,
+                            report: Some(id),
+                        })
+                    }
+                    None => Ok(InputOutcome::Report { raw_id, outcome }),
+                }
+            }
         }
     }
 }

@@ -12,8 +12,8 @@ use crate::postgres::{self, Postgres};
 use crate::sql;
 use crate::sqlite::{self, Sqlite};
 use crate::{
-    DaySummary, DomainHistory, Filter, NewReport, Pruned, PutOutcome, QuarantineEntry,
-    QuarantineReason, RawInput, Totals, Trust,
+    DaySummary, DomainHistory, Filter, InputFate, InputOutcome, NewInput, NewReport, Pruned,
+    PutOutcome, QuarantineEntry, QuarantineReason, RawInput, Totals, Trust, WriteGroups,
 };
 
 /// The store of received TLS-RPT reports: cheap to clone (the clones share the connections),
@@ -245,6 +245,69 @@ impl Store {
         self.run(ops::PutReport::new(r)).await
     }
 
+    /// Keeps one input and what became of it in one transaction ([`InputFate`]): the raw
+    /// bytes (as [`Store::put_raw`]), then the quarantine entry (as [`Store::quarantine`]) or
+    /// the report (as [`Store::put_report`], with its quarantine entry when it is not trusted
+    /// and no trusted copy of it is stored).
+    ///
+    /// The operation is queued when this is called, not when the future is first polled: the
+    /// inputs of one caller are stored in the order of its calls (on SQLite, where one writer
+    /// takes them in turn), so that what becomes of two copies of one report does not depend
+    /// on timing.
+    pub fn put_input(
+        &self,
+        input: &NewInput<'_>,
+    ) -> impl Future<Output = Result<InputOutcome, StoreError>> + Send + use<> {
+        let raw = &input.raw;
+        let at = unix_now();
+        let fate = match &input.fate {
+            InputFate::Quarantine(reason) => ops::Fate::Quarantine {
+                reason: reason.clone(),
+                at,
+            },
+            InputFate::Report {
+                report,
+                trust,
+                dkim_domain,
+                untrusted,
+            } => ops::Fate::Report {
+                report: Box::new(ops::PutReport::new(&NewReport {
+                    raw_id: 0,
+                    report,
+                    via: raw.via,
+                    trust: *trust,
+                    dkim_domain: *dkim_domain,
+                    received_at: raw.received_at,
+                })),
+                untrusted: untrusted.clone(),
+                at,
+            },
+        };
+        let op = ops::PutInput {
+            raw: ops::PutRaw {
+                sha256: ops::sha256_hex(raw.bytes),
+                bytes: raw.bytes.to_vec(),
+                received_at: raw.received_at.timestamp(),
+                via: raw.via,
+                origin: raw.origin.to_owned(),
+            },
+            fate,
+        };
+        // Queued now on SQLite; on PostgreSQL (one transaction per operation, on its own
+        // connection) it starts when the future is first polled.
+        let queued = match &*self.inner {
+            Backend::Sqlite(s) => Ok(s.queue(op)),
+            Backend::Postgres(_) => Err(op),
+        };
+        let store = self.clone();
+        async move {
+            match queued {
+                Ok(answer) => answer.await,
+                Err(op) => store.run(op).await,
+            }
+        }
+    }
+
     /// Puts a raw input in quarantine for `reason`, with the report it holds if it parsed.
     /// Idempotent per (raw input, reason code): the same input quarantined twice for the same
     /// reason is one entry, whose id is returned (a report given the second time is recorded
@@ -327,6 +390,23 @@ impl Store {
     /// How much the store holds.
     pub async fn totals(&self) -> Result<Totals, StoreError> {
         self.run(ops::TotalsOp).await
+    }
+
+    /// SQLite only: the write transactions committed by this store so far and the write
+    /// operations they carried (more operations than transactions: group commit at work, see
+    /// the module `sqlite`). `None` for PostgreSQL, where each operation is its own
+    /// transaction.
+    pub fn write_groups(&self) -> Option<WriteGroups> {
+        match &*self.inner {
+            Backend::Sqlite(s) => {
+                let (transactions, operations) = s.write_groups();
+                Some(WriteGroups {
+                    transactions,
+                    operations,
+                })
+            }
+            Backend::Postgres(_) => None,
+        }
     }
 
     /// The normalised JSON (`Report::to_json`) of a stored report.

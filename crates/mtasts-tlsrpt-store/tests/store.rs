@@ -1549,6 +1549,116 @@ async fn kill9_then_rerun_stores_each_report_once(ctx: Ctx) {
 
 // --- backend-specific ------------------------------------------------------------------------
 
+/// The SQLite writer commits the operations queued together in one transaction, each under its
+/// own savepoint: one that fails is rolled back alone, and every other is stored whole and
+/// answered only after the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_commit_rolls_back_only_the_failing_operation() {
+    let ctx = Ctx::sqlite().await;
+    let Db::Sqlite(path) = &ctx.db else {
+        unreachable!()
+    };
+    // A failure detail from 203.0.113.66 is refused half-way through its report's insert (the
+    // report and its policy rows are already written by then).
+    ctx.exec(
+        "CREATE TRIGGER refuse_marker BEFORE INSERT ON tlsrpt_failure
+         WHEN NEW.sending_mta_ip = '203.0.113.66'
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+    );
+    const N: usize = 60;
+    const BAD: usize = 17;
+    // Raw inputs first, one by one.
+    let mut inputs = Vec::new();
+    for i in 0..N {
+        let ip = if i == BAD {
+            "203.0.113.66"
+        } else {
+            "192.0.2.1"
+        };
+        let details = detail("certificate-expired", ip, None, 1, None);
+        let policies = format!(
+            "[{}]",
+            sts(
+                "example.com",
+                "testing",
+                &["mx.example.com"],
+                5,
+                1,
+                &details
+            )
+        );
+        let json = report_json("org", &format!("r{i}"), "2024-05-01", &policies);
+        let raw_id = ctx
+            .store
+            .put_raw(&raw(
+                json.as_bytes(),
+                "2024-05-02T00:00:00Z",
+                Via::File,
+                "test",
+            ))
+            .await
+            .unwrap();
+        inputs.push((raw_id, json));
+    }
+    let before = ctx.store.write_groups().unwrap();
+    // Another connection holds the write lock, so the reports queue up behind the writer's
+    // first transaction and are committed together once it is released.
+    let mut blocker = rusqlite::Connection::open(path).unwrap();
+    let lock = blocker
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let mut tasks = Vec::new();
+    for (raw_id, json) in inputs {
+        let s = ctx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let report = parse(&json);
+            s.put_report(&NewReport {
+                raw_id,
+                report: &report,
+                via: Via::File,
+                trust: Trust::Operator,
+                dkim_domain: None,
+                received_at: at("2024-05-02T00:00:00Z"),
+            })
+            .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lock.commit().unwrap();
+    let mut stored = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(PutOutcome::Stored { .. }) => stored += 1,
+            Ok(other) => panic!("report {i}: {other:?}"),
+            Err(e) => {
+                assert_eq!(i, BAD, "report {i}: {e}");
+                let msg = e.to_string();
+                assert!(msg.contains("refused by the test"), "{msg}");
+                assert!(msg.contains("put_report"), "{msg}");
+            }
+        }
+    }
+    assert_eq!(stored, N - 1);
+    let t = ctx.store.totals().await.unwrap();
+    assert_eq!((t.raw, t.reports), (N as u64, N as u64 - 1));
+    // Nothing of the refused report is left: not its report row, nor its policy.
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let refused = format!("SELECT COUNT(*) FROM tlsrpt_report WHERE report_id = 'r{BAD}'");
+    assert_eq!(count(&refused), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM tlsrpt_policy"), N as i64 - 1);
+    assert_eq!(count("SELECT COUNT(*) FROM tlsrpt_failure"), N as i64 - 1);
+    // And the reports were committed in fewer transactions than operations.
+    let after = ctx.store.write_groups().unwrap();
+    let transactions = after.transactions - before.transactions;
+    let operations = after.operations - before.operations;
+    assert_eq!(operations, N as u64);
+    assert!(
+        transactions < operations,
+        "{transactions} transactions for {operations} operations"
+    );
+}
+
 #[tokio::test]
 async fn sqlite_missing_directory_is_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -125,10 +125,14 @@ pub(crate) struct IngestArgs {
     /// No progress bar (it is shown only on a terminal anyway)
     #[arg(long)]
     pub no_progress: bool,
-    /// Inputs taken through the pipeline at once (1-64): while one is stored, the next are
-    /// parsed and verified; memory grows by one input of at most --max-input-bytes each
-    #[arg(long, value_name = "N", default_value_t = analyse::DEFAULT_IN_FLIGHT as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Inputs taken through the pipeline at once (1-1024): while some are stored (committed
+    /// together), the next are read, parsed and verified on every core
+    #[arg(long, value_name = "N", default_value_t = analyse::InFlight::DEFAULT.inputs as u16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub in_flight: u16,
+    /// Bytes of input in the pipeline at once, at most (bounds the memory they take; an input
+    /// larger than this goes through alone)
+    #[arg(long, value_name = "BYTES", default_value_t = analyse::InFlight::DEFAULT.bytes as u64, value_parser = clap::value_parser!(u64).range(1..=(1 << 40)))]
+    pub in_flight_bytes: u64,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]
@@ -326,23 +330,25 @@ pub(crate) fn ingest(a: IngestArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             pb
         });
         let mut unreadable = Vec::new();
-        let result =
-            analyse::ingest_paths(
-                &ingester,
-                &a.paths,
-                usize::from(a.in_flight),
-                |step| match step {
-                    Step::Done { bytes, origin, .. } => {
-                        if let Some(pb) = &bar {
-                            pb.inc(1);
-                            pb.set_message(escape(origin).into_owned());
-                            let _ = bytes;
-                        }
+        let result = analyse::ingest_paths(
+            &ingester,
+            &a.paths,
+            analyse::InFlight {
+                inputs: usize::from(a.in_flight),
+                bytes: usize::try_from(a.in_flight_bytes).unwrap_or(usize::MAX),
+            },
+            |step| match step {
+                Step::Done { bytes, origin, .. } => {
+                    if let Some(pb) = &bar {
+                        pb.inc(1);
+                        pb.set_message(escape(origin).into_owned());
+                        let _ = bytes;
                     }
-                    Step::Unreadable(e) => unreadable.push(e.to_string()),
-                },
-            )
-            .await;
+                }
+                Step::Unreadable(e) => unreadable.push(e.to_string()),
+            },
+        )
+        .await;
         if let Some(pb) = &bar {
             pb.finish_and_clear();
         }

@@ -127,6 +127,60 @@ fn the_corpus_ingests_once_and_its_summary_gives_the_expected_sessions() {
     w.shutdown();
 }
 
+/// One input at a time, the default pipeline (many inputs at once, committed together) and a
+/// byte budget smaller than any input (each goes through alone) store the same reports.
+#[test]
+fn ingest_stores_the_same_whatever_goes_through_at_once() {
+    let w = lab();
+    let dns = w.dns_addr().to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let corpus = report_corpus().display().to_string();
+    let mut seen = Vec::new();
+    for (name, extra) in [
+        ("one", &["--in-flight", "1"][..]),
+        ("default", &[][..]),
+        (
+            "bytes",
+            &["--in-flight", "1024", "--in-flight-bytes", "1"][..],
+        ),
+    ] {
+        let db = dir.path().join(format!("{name}.db"));
+        let mut args = vec!["report", "ingest", "--dns", &dns, "--json"];
+        args.extend_from_slice(extra);
+        args.push(&corpus);
+        let o = mtasts(&db, &args);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", output_text(&o));
+        let mut counts = json(&o);
+        counts["store"] = Value::Null;
+        let o = mtasts(
+            &db,
+            &["report", "summary", "--json", "--include-unverified"],
+        );
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", output_text(&o));
+        seen.push((name, counts, json(&o)));
+    }
+    assert!(
+        seen[0].1["stored"].as_u64().is_some_and(|n| n > 0),
+        "{:?}",
+        seen[0]
+    );
+    for (name, counts, summary) in &seen[1..] {
+        assert_eq!(counts, &seen[0].1, "{name}");
+        assert_eq!(summary, &seen[0].2, "{name}");
+    }
+    let o = mtasts(
+        &dir.path().join("x.db"),
+        &["report", "ingest", "--in-flight", "0", &corpus],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("--in-flight"),
+        "{}",
+        output_text(&o)
+    );
+    w.shutdown();
+}
+
 fn report_json(org: &str, id: &str, day: &str, domain: &str, ok: u64, failures: &str) -> String {
     let failed: u64 = if failures.is_empty() {
         0
