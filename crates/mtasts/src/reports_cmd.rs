@@ -526,7 +526,7 @@ async fn ingest_imap(
         if a.json {
             emit(
                 out,
-                "mtasts-report-receive/1",
+                "mtasts-report-ingest-imap/1",
                 json!({
                     "read": c.read,
                     "stored": c.stored,
@@ -705,7 +705,7 @@ pub(crate) fn quarantine(c: QuarantineCommand, out: &mut dyn Write, err: &mut dy
                         .collect();
                     emit(
                         out,
-                        "mtasts-report-quarantine-release/1",
+                        "mtasts-report-quarantine-retry/1",
                         json!({ "released": released, "still": still, "entries": list }),
                     )
                 } else {

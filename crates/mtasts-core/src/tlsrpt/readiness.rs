@@ -118,9 +118,11 @@ pub struct Evidence {
     pub live: Option<Live>,
 }
 
-/// The verdict.
+/// The verdict. In JSON `{"kind": "ready"}`, `{"kind": "not-ready"}` or
+/// `{"kind": "enforced", "regressed": BOOL}` (`docs/json.md`: enumerations with data are
+/// objects tagged by `kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Status {
     /// Moving to `enforce` will not make senders defer mail that reaches you today.
     Ready,
@@ -182,6 +184,7 @@ pub struct Item {
     /// Who it is down to, for failures.
     pub attribution: Option<Attribution>,
     /// What to do.
+    #[serde(rename = "hint")]
     pub fix: String,
 }
 
