@@ -156,10 +156,13 @@ impl Sources {
             }));
             return None;
         }
-        let mut bytes = Vec::new();
         let cap = u64::try_from(self.max_bytes)
             .unwrap_or(u64::MAX)
             .saturating_add(1);
+        // Sized by the file's length (bounded by the limit), so reading it is one read, not a
+        // series of growing ones.
+        let mut bytes =
+            Vec::with_capacity(usize::try_from(meta.len().min(cap)).unwrap_or(self.max_bytes));
         if let Err(e) = (&mut file).take(cap).read_to_end(&mut bytes) {
             return Some(Err(Self::error(&path, e)));
         }
