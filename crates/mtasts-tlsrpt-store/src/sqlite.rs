@@ -76,8 +76,8 @@ impl Sqlite {
     pub(crate) fn write_groups(&self) -> (u64, u64) {
         let c = &self.writer.counts;
         (
-            c.transactions.load(Ordering::Relaxed),
-            c.operations.load(Ordering::Relaxed),
+            c.transactions.load(Ordering::SeqCst),
+            c.operations.load(Ordering::SeqCst),
         )
     }
 
@@ -241,10 +241,11 @@ fn writer_loop(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn Job>>, count
                 Err(_) => break,
             }
         }
-        let n = group.len() as u64;
+        // Counted before any caller is answered, so that a caller that has its answer sees
+        // its operation counted.
+        counts.transactions.fetch_add(1, Ordering::SeqCst);
+        counts.operations.fetch_add(group.len() as u64, Ordering::SeqCst);
         commit_group(&mut conn, group);
-        counts.transactions.fetch_add(1, Ordering::Relaxed);
-        counts.operations.fetch_add(n, Ordering::Relaxed);
     }
 }
 
