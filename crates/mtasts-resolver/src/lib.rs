@@ -18,7 +18,7 @@ pub mod resolution;
 
 pub use dane::{DaneConfig, DaneResolution, DaneStatus};
 pub use engine::{
-    CachedDomain, Clock, Forgotten, Inspection, Listing, Resolver, ResolverError, Trace,
-    normalize, outcome_now, system_clock,
+    CachedDomain, Clock, Forgotten, Inspection, Listing, Resolver, ResolverError, Trace, normalize,
+    outcome_now, system_clock,
 };
 pub use resolution::{Outcome, Resolution, Source};
