@@ -466,12 +466,27 @@ pub async fn exchange(path: &Path, line: &[u8]) -> Result<serde_json::Value, Adm
     Ok(value)
 }
 
-/// The body of an answer whose schema must be `schema`.
-pub fn decode<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    schema: &str,
-    value: serde_json::Value,
-) -> Result<T, AdminError> {
+/// A document the daemon answers with, and its schema name.
+pub trait Document: serde::de::DeserializeOwned {
+    /// The schema name (`mtasts-daemon-cache-list/1`).
+    const SCHEMA: &'static str;
+}
+
+impl Document for ListDocument {
+    const SCHEMA: &'static str = LIST_SCHEMA;
+}
+
+impl Document for ShowDocument {
+    const SCHEMA: &'static str = SHOW_SCHEMA;
+}
+
+impl Document for ForgetDocument {
+    const SCHEMA: &'static str = FORGET_SCHEMA;
+}
+
+/// The body of an answer (from `path`) that must be a `T`.
+pub fn decode<T: Document>(path: &Path, value: serde_json::Value) -> Result<T, AdminError> {
+    let schema = T::SCHEMA;
     let got = value.get("schema").and_then(|s| s.as_str()).unwrap_or("");
     if got != schema {
         return Err(AdminError::Exchange {

@@ -163,6 +163,14 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>, admitted: bool) {
         Ok(Err(e)) => tracing::debug!(error = %e, "admin socket: writing the answer failed"),
         Err(_) => tracing::debug!("admin socket: the client did not read its answer in time"),
     }
+    // Closing with unread input would reset the connection (Linux), and a client still
+    // reading the answer to a request refused early (too large) could lose it: read what is
+    // left until the client closes, within admin_timeout.
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        while matches!(rd.read(&mut scratch).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(live.admin_timeout, drain).await;
 }
 
 async fn handle(shared: Arc<Shared>, line: Vec<u8>, uid: Option<u32>) -> Vec<u8> {
@@ -178,7 +186,7 @@ async fn handle(shared: Arc<Shared>, line: Vec<u8>, uid: Option<u32>) -> Vec<u8>
             );
         }
     };
-    tracing::debug!(?uid, ?request, "admin request");
+    tracing::debug!(uid = %who(uid), ?request, "admin request");
     let live = shared.live();
     let resolver = &shared.resolver;
     match request {
@@ -186,6 +194,11 @@ async fn handle(shared: Arc<Shared>, line: Vec<u8>, uid: Option<u32>) -> Vec<u8>
         Request::Show { domain } => show(resolver, &live, &domain).await,
         Request::Forget { domains } => forget(resolver, &domains, uid).await,
     }
+}
+
+/// The client's user id (from the socket's peer credentials), for the log.
+fn who(uid: Option<u32>) -> String {
+    uid.map_or_else(|| "unknown".to_owned(), |u| u.to_string())
 }
 
 fn ts(t: UnixSeconds) -> String {
@@ -449,12 +462,12 @@ async fn forget(resolver: &Resolver, domains: &[String], uid: Option<u32>) -> Ve
         if state == Some(State::Policy) {
             tracing::warn!(
                 domain = %f.domain,
-                ?uid,
+                uid = %who(uid),
                 "a cached policy was forgotten through the admin socket: until it is fetched \
                  again, nothing protects the domain against a downgrade (RFC 8461 §10.2)"
             );
         } else {
-            tracing::info!(domain = %f.domain, ?uid, existed, "forgotten through the admin socket");
+            tracing::info!(domain = %f.domain, uid = %who(uid), existed, "forgotten through the admin socket");
         }
         if let Some(e) = &f.store_error {
             tracing::warn!(domain = %f.domain, error = %e, "forget: the store entry could not be removed");
