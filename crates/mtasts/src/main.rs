@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod check_cmd;
+mod daemon_cache_cmd;
 mod demo_cmd;
 mod init_cmd;
 mod lint_cmd;
@@ -155,6 +156,9 @@ struct DaemonArgs {
 enum DaemonAction {
     /// Ask a running daemon, as Postfix does (socketmap), and print each reply
     Query(QueryArgs),
+    /// List, show or forget the entries of a running daemon's cache (through its admin socket)
+    #[command(subcommand)]
+    Cache(daemon_cache_cmd::CacheCommand),
 }
 
 #[derive(Args)]
@@ -284,8 +288,10 @@ struct ReportParseArgs {
 
 /// `mtasts daemon`: runs until SIGTERM/SIGINT (exit 0) or a startup failure (exit 2).
 fn daemon(a: &DaemonArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    if let Some(DaemonAction::Query(q)) = &a.action {
-        return daemon_query(q, out, err);
+    match &a.action {
+        Some(DaemonAction::Query(q)) => return daemon_query(q, out, err),
+        Some(DaemonAction::Cache(c)) => return daemon_cache_cmd::cache(c, out, err),
+        None => {}
     }
     if a.check {
         return match mtasts_daemon::Config::load(&a.config) {
