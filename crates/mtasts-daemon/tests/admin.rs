@@ -150,7 +150,7 @@ async fn list_show_and_forget_with_the_sqlite_store_and_a_restart() {
         lookup(&daemon, "postfix", "no-policy.test").await,
         "NOTFOUND "
     );
-    let fetches = w.policy_fetches_for("good-enforce.test").len();
+    let fetches = settled_fetches(&w, "good-enforce.test", 1).await;
 
     let l: ListDocument = ask(&socket, &list()).await;
     assert_eq!(l.store_backend, "sqlite");
@@ -283,9 +283,26 @@ async fn list_show_and_forget_with_the_sqlite_store_and_a_restart() {
         lookup(&daemon, "postfix", "good-enforce.test").await,
         enforce
     );
-    assert_eq!(w.policy_fetches_for("good-enforce.test").len(), fetches + 1);
+    assert_eq!(
+        settled_fetches(&w, "good-enforce.test", fetches + 1).await,
+        fetches + 1
+    );
     daemon.shutdown().await;
     w.shutdown();
+}
+
+/// The policy fetches the lab logged for `domain`, once at least `least` are logged (the lab
+/// logs a connection when its side of it ends, which can be just after the client has its
+/// answer), bounded by [`GUARD`].
+async fn settled_fetches(w: &World, domain: &str, least: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        let n = w.policy_fetches_for(domain).len();
+        if n >= least || tokio::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn reply_of(s: &ShowDocument, map: &str) -> Option<String> {

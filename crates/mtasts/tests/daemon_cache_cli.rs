@@ -406,8 +406,14 @@ fn list_show_forget_against_a_running_daemon() {
         .unwrap_or_default();
     assert_eq!(names, ["no-policy.test"]);
     let fetched = w.policy_fetches_for("good-enforce.test").len();
+    assert!(fetched >= 1, "the first query fetched the policy");
     let q = mtasts(&["daemon", "query", "--config", &cfg, "good-enforce.test"]);
     code(&q, 0, "query after forget and restart");
+    // The lab logs a fetch when its side of the connection ends: wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.policy_fetches_for("good-enforce.test").len() <= fetched && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(
         w.policy_fetches_for("good-enforce.test").len(),
         fetched + 1,
