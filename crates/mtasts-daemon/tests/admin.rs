@@ -454,11 +454,25 @@ async fn bad_requests_get_an_error_answer_and_the_daemon_carries_on() {
     assert!(String::from_utf8_lossy(&out).contains("\"error\":\"timeout\""));
     // More than MAX_CONNECTIONS at once: the one too many is told to try again. (A long
     // admin_timeout for connections opened from now on, so none of them gives up meanwhile.)
+    // (The admin socket itself needs a restart; its limits are live.)
+    let mut moved = c.clone();
+    moved.admin = Some(AdminSocket(UnixListenerConfig {
+        path: dir.path().join("elsewhere.sock"),
+        mode: None,
+        owner: None,
+        group: None,
+    }));
+    let report = daemon
+        .reload(moved)
+        .unwrap_or_else(|e| panic!("reload: {e}"));
+    assert_eq!(report.needs_restart, ["admin"], "{report:?}");
+    assert_eq!(daemon.admin_path().as_deref(), Some(socket.as_path()));
     let mut longer = c.clone();
     longer.admin_timeout = 600.0;
-    daemon
+    let report = daemon
         .reload(longer)
         .unwrap_or_else(|e| panic!("reload: {e}"));
+    assert!(report.applied.contains(&"admin limits"), "{report:?}");
     drop(s);
     // Of MAX_CONNECTIONS + 1 connections held open at once, at least one is answered `busy`
     // at once; the others wait for their request.
