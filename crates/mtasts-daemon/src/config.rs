@@ -94,6 +94,13 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Allow `metrics` on an address that is not loopback.
     pub metrics_allow_remote: bool,
+    /// The admin channel (`mtasts daemon cache`): a Unix socket whose file permissions are its
+    /// access control. None: off.
+    pub admin: Option<AdminSocket>,
+    /// The largest admin request accepted, in bytes (one line of JSON).
+    pub admin_max_request: usize,
+    /// Seconds an admin client has to send its request, and again to read the answer.
+    pub admin_timeout: f64,
     /// Logging.
     pub log: LogConfig,
     /// The answer options of every map name without a `[zones.NAME]` section.
@@ -121,6 +128,9 @@ impl Default for Config {
             refresh_batch: 1000,
             metrics: None,
             metrics_allow_remote: false,
+            admin: None,
+            admin_max_request: 65_536,
+            admin_timeout: 10.0,
             log: LogConfig::default(),
             default_zone: ZoneOptions::default(),
             zones: BTreeMap::new(),
@@ -209,6 +219,47 @@ impl TryFrom<RawListener> for Listener {
                 Err("a listener needs `tcp = \"ADDRESS:PORT\"` or `unix = \"/PATH\"`".to_owned())
             }
         }
+    }
+}
+
+/// Where `mtasts daemon cache` looks for the admin socket without `--admin` or `--config`,
+/// and the path the example configuration and the documentation use: systemd's
+/// `RuntimeDirectory=mtasts` of the shipped unit.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/mtasts/admin.sock";
+
+/// The permission bits of the admin socket when `mode` is not given: the daemon's user only.
+pub const DEFAULT_ADMIN_MODE: u32 = 0o600;
+
+/// The admin socket: `admin = { unix = "/run/mtasts/admin.sock", mode = "0600" }`, with
+/// `owner` and `group` as for a `unix` listener. A Unix socket only: whoever may write the
+/// socket file may list and forget cache entries, so its permissions are the access control
+/// (`mode` defaults to `"0600"`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Listener")]
+pub struct AdminSocket(pub UnixListenerConfig);
+
+impl TryFrom<Listener> for AdminSocket {
+    type Error = String;
+
+    fn try_from(l: Listener) -> Result<AdminSocket, String> {
+        match l {
+            Listener::Unix(mut u) => {
+                u.mode.get_or_insert(DEFAULT_ADMIN_MODE);
+                Ok(AdminSocket(u))
+            }
+            Listener::Tcp(_) => Err(
+                "the admin channel is a Unix socket only (`unix = \"/PATH\"`): its access \
+                 control is the socket file's permissions"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+impl AdminSocket {
+    /// The socket file.
+    pub fn path(&self) -> &Path {
+        &self.0.path
     }
 }
 
@@ -333,6 +384,8 @@ pub const RANGES: &[(&str, f64, f64)] = &[
     ("shutdown_timeout", 0.1, 3_600.0),
     ("refresh_period", 0.0, 86_400.0),
     ("refresh_batch", 1.0, 1_000_000.0),
+    ("admin_max_request", 1_024.0, 16_777_216.0),
+    ("admin_timeout", 0.1, 3_600.0),
 ];
 
 /// A configuration file's text, or the error naming the file (the daemon's and the policy
@@ -370,6 +423,8 @@ impl Config {
             "shutdown_timeout" => self.shutdown_timeout,
             "refresh_period" => self.refresh_period,
             "refresh_batch" => self.refresh_batch as f64,
+            "admin_max_request" => self.admin_max_request as f64,
+            "admin_timeout" => self.admin_timeout,
             _ => f64::NAN,
         }
     }
@@ -407,6 +462,20 @@ impl Config {
                     format!("{a} is listed twice"),
                 ));
             }
+        }
+        if let Some(admin) = &self.admin
+            && self
+                .listen
+                .iter()
+                .any(|l| matches!(l, Listener::Unix(u) if u.path == admin.0.path))
+        {
+            return Err(invalid(
+                "admin",
+                format!(
+                    "{} is also a socketmap listener: give the admin socket a path of its own",
+                    admin.0.path.display()
+                ),
+            ));
         }
         if let Err(e) = check_ranges(RANGES, |key| self.value_of(key)) {
             return Err(invalid(e.key, e.out_of_range()));
@@ -613,6 +682,35 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/mtasts-daemon.toml");
         let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn admin_socket() {
+        let c = parse("admin = { unix = \"/run/mtasts/admin.sock\" }\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let a = c.admin.unwrap_or_else(|| panic!("no admin socket"));
+        assert_eq!(a.path(), Path::new(DEFAULT_ADMIN_SOCKET));
+        assert_eq!(a.0.mode, Some(0o600), "0600 unless given");
+        let c = parse("admin = { unix = \"/x/admin.sock\", mode = \"0660\", group = \"adm\" }\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let a = c.admin.unwrap_or_else(|| panic!("no admin socket"));
+        assert_eq!((a.0.mode, a.0.group.as_deref()), (Some(0o660), Some("adm")));
+        let e = err("admin = { tcp = \"127.0.0.1:1\" }\n");
+        assert!(
+            e.contains("line 1") && e.contains("Unix socket only"),
+            "{e}"
+        );
+        let e = err("admin = { unix = \"rel.sock\" }\n");
+        assert!(e.contains("absolute"), "{e}");
+        let e = err("listen = [{ unix = \"/x/s.sock\" }]\nadmin = { unix = \"/x/s.sock\" }\n");
+        assert!(
+            e.contains("key `admin`") && e.contains("path of its own"),
+            "{e}"
+        );
+        let e = err("admin_max_request = 10\n");
+        assert!(e.contains("key `admin_max_request`"), "{e}");
+        let e = err("admin_timeout = 0\n");
+        assert!(e.contains("key `admin_timeout`"), "{e}");
     }
 
     #[test]

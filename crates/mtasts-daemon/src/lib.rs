@@ -9,11 +9,13 @@
 //! - [`Config`]: the TOML configuration file.
 //! - [`Daemon`]: listeners (TCP and Unix sockets), connections, reload and graceful shutdown.
 //! - [`client`]: a socketmap client for a running daemon (`mtasts daemon query`).
+//! - [`admin`]: the admin channel on a Unix socket (`mtasts daemon cache list|show|forget`).
 //! - [`run`]: the whole program: configuration, logging, signals, systemd notification.
 //!
 //! See `docs/daemon.md` for operation.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod client;
 pub mod config;
 pub mod logging;
@@ -23,7 +25,7 @@ mod server;
 
 use std::path::Path;
 
-pub use config::{Config, ConfigError, Listener, LogConfig, LogFormat, ZoneOverrides};
+pub use config::{AdminSocket, Config, ConfigError, Listener, LogConfig, LogFormat, ZoneOverrides};
 pub use server::{BoundAddr, Daemon, ReloadReport, ShutdownReport};
 
 use tokio::signal::unix::{SignalKind, signal};

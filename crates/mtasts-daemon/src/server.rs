@@ -28,6 +28,8 @@ use crate::config::{Config, ConfigError, Listener, UnixListenerConfig, ZoneTable
 use crate::logging;
 use crate::metrics::{self, Metrics};
 
+mod admin_socket;
+
 /// The settings a reload changes for the next request (zones, sizes) or the next connection
 /// (timeouts, limits).
 #[derive(Clone, Debug)]
@@ -40,6 +42,8 @@ struct Live {
     request_read_timeout: Duration,
     request_timeout: Duration,
     shutdown_timeout: Duration,
+    admin_max_request: usize,
+    admin_timeout: Duration,
 }
 
 impl Live {
@@ -53,6 +57,8 @@ impl Live {
             request_read_timeout: secs(c.request_read_timeout),
             request_timeout: secs(c.request_timeout),
             shutdown_timeout: secs(c.shutdown_timeout),
+            admin_max_request: c.admin_max_request,
+            admin_timeout: secs(c.admin_timeout),
         }
     }
 }
@@ -231,6 +237,19 @@ impl Daemon {
                 }
             }
         }
+        let admin_listener = match &config.admin {
+            Some(a) => match bind_unix(&a.0) {
+                Ok(l) => {
+                    unix_paths.push(a.0.path.clone());
+                    Some(l)
+                }
+                Err(e) => {
+                    remove_sockets(&unix_paths);
+                    return Err(e.context("cannot open the admin socket"));
+                }
+            },
+            None => None,
+        };
         let metrics_listener = match config.metrics {
             Some(addr) => match TcpListener::bind(addr).await {
                 Ok(l) => Some(l),
@@ -276,6 +295,15 @@ impl Daemon {
                 tracker.clone(),
             )));
         }
+        if let Some(l) = admin_listener {
+            listener_tasks.push(tokio::spawn(admin_socket::accept_loop(
+                l,
+                shared.clone(),
+                stop_accepting.clone(),
+                abort.clone(),
+                tracker.clone(),
+            )));
+        }
         let mut background = Vec::new();
         if let Some(l) = metrics_listener {
             background.push(tokio::spawn(metrics::serve(
@@ -297,6 +325,9 @@ impl Daemon {
         }
         if let Some(m) = metrics_addr {
             tracing::info!(metrics = %metrics::describe(m), "serving metrics");
+        }
+        if let Some(a) = &config.admin {
+            tracing::info!(admin = %a.path().display(), "admin socket open (mtasts daemon cache)");
         }
         log_dane(&config, &resolver);
         tracing::info!(
@@ -335,6 +366,12 @@ impl Daemon {
     /// The metrics address, when metrics are on.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The admin socket, when it is on.
+    pub fn admin_path(&self) -> Option<PathBuf> {
+        let config = self.shared.config.lock().unwrap_or_else(|p| p.into_inner());
+        config.admin.as_ref().map(|a| a.path().to_path_buf())
     }
 
     /// The resolver.
@@ -380,8 +417,9 @@ impl Daemon {
         }
         let mut current = self.shared.config.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = ReloadReport::default();
-        let restart: [(&'static str, bool); 8] = [
+        let restart: [(&'static str, bool); 9] = [
             ("listen", new.listen != current.listen),
+            ("admin", new.admin != current.admin),
             (
                 "max_connections",
                 new.max_connections != current.max_connections,
@@ -408,7 +446,7 @@ impl Daemon {
                 report.needs_restart.push(key);
             }
         }
-        let live: [(&'static str, bool); 7] = [
+        let live: [(&'static str, bool); 8] = [
             ("default_zone", new.default_zone != current.default_zone),
             ("zones", new.zones != current.zones),
             ("log.level", new.log.level != current.log.level),
@@ -421,6 +459,11 @@ impl Daemon {
                     || new.request_read_timeout != current.request_read_timeout
                     || new.request_timeout != current.request_timeout
                     || new.shutdown_timeout != current.shutdown_timeout,
+            ),
+            (
+                "admin limits",
+                new.admin_max_request != current.admin_max_request
+                    || new.admin_timeout != current.admin_timeout,
             ),
         ];
         for (key, changed) in live {
@@ -443,6 +486,8 @@ impl Daemon {
         current.request_read_timeout = new.request_read_timeout;
         current.request_timeout = new.request_timeout;
         current.shutdown_timeout = new.shutdown_timeout;
+        current.admin_max_request = new.admin_max_request;
+        current.admin_timeout = new.admin_timeout;
         let live = Arc::new(Live::from_config(&current));
         *self.shared.live.write().unwrap_or_else(|p| p.into_inner()) = live;
         log_dane(&current, &self.shared.resolver);
@@ -1086,41 +1131,50 @@ fn source_name(res: &Resolution) -> &'static str {
     }
 }
 
-fn reply_for(res: &Resolution, opts: &ZoneOptions, max_reply: usize, m: &Metrics) -> Reply {
+/// The MTA-STS reply to `res` in a zone with `opts`, without logging or counting: what
+/// [`answer`] sends (before DANE), and what the admin channel says it would send.
+pub(crate) fn sts_reply(res: &Resolution, opts: &ZoneOptions, max_reply: usize) -> PolicyReply {
+    let plain = |reply| PolicyReply {
+        reply,
+        trimmed: Trimmed::Nothing,
+        skipped_lines: 0,
+    };
     match &res.outcome {
         Outcome::Policy(_) => match res.outcome.applicable() {
-            Some(cached) => {
-                let pr = policy_reply(&res.domain, &cached.policy, opts, max_reply);
-                if pr.skipped_lines > 0 {
-                    tracing::info!(
-                        domain = %res.domain,
-                        lines = pr.skipped_lines,
-                        "policy lines with '{{' or '}}' left out of the policy_string attributes"
-                    );
-                }
-                let what = match pr.trimmed {
-                    Trimmed::Nothing => None,
-                    Trimmed::PolicyStrings => Some("policy-strings"),
-                    Trimmed::Tlsrpt => Some("tlsrpt"),
-                    Trimmed::TooLarge => Some("too-large"),
-                };
-                if let Some(what) = what {
-                    m.trimmed(what);
-                    tracing::warn!(
-                        domain = %res.domain,
-                        trimmed = what,
-                        max_reply,
-                        "the policy reply was too long for max_reply and was cut"
-                    );
-                }
-                pr.reply
-            }
-            None => Reply::NotFound,
+            Some(cached) => policy_reply(&res.domain, &cached.policy, opts, max_reply),
+            None => plain(Reply::NotFound),
         },
-        Outcome::NoPolicy { .. } | Outcome::Invalid { .. } => Reply::NotFound,
-        Outcome::Transient { reason } => {
-            tracing::info!(domain = %res.domain, reason, "policy unknown for now (DNS failure)");
-            transient_reply(&res.domain, reason, opts)
-        }
+        Outcome::NoPolicy { .. } | Outcome::Invalid { .. } => plain(Reply::NotFound),
+        Outcome::Transient { reason } => plain(transient_reply(&res.domain, reason, opts)),
     }
+}
+
+fn reply_for(res: &Resolution, opts: &ZoneOptions, max_reply: usize, m: &Metrics) -> Reply {
+    let pr = sts_reply(res, opts, max_reply);
+    if pr.skipped_lines > 0 {
+        tracing::info!(
+            domain = %res.domain,
+            lines = pr.skipped_lines,
+            "policy lines with '{{' or '}}' left out of the policy_string attributes"
+        );
+    }
+    let what = match pr.trimmed {
+        Trimmed::Nothing => None,
+        Trimmed::PolicyStrings => Some("policy-strings"),
+        Trimmed::Tlsrpt => Some("tlsrpt"),
+        Trimmed::TooLarge => Some("too-large"),
+    };
+    if let Some(what) = what {
+        m.trimmed(what);
+        tracing::warn!(
+            domain = %res.domain,
+            trimmed = what,
+            max_reply,
+            "the policy reply was too long for max_reply and was cut"
+        );
+    }
+    if let Outcome::Transient { reason } = &res.outcome {
+        tracing::info!(domain = %res.domain, reason, "policy unknown for now (DNS failure)");
+    }
+    pr.reply
 }

@@ -59,6 +59,9 @@ impl Store for Generated {
         }
         Ok(v)
     }
+    async fn remove(&self, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
     async fn purge(&self, _: UnixSeconds) -> Result<u64, StoreError> {
         Ok(0)
     }

@@ -235,6 +235,39 @@ impl DaneCache {
         }
     }
 
+    /// The assessment of `domain` still in use at `now`, without any lookup.
+    pub(crate) fn cached(&self, domain: &str, now: UnixSeconds) -> Option<Arc<DaneEntry>> {
+        self.get(domain, now)
+    }
+
+    /// Every assessment still in use at `now`, in no particular order.
+    pub(crate) fn entries(&self, now: UnixSeconds) -> Vec<(String, Arc<DaneEntry>)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            out.extend(
+                shard
+                    .iter()
+                    .filter(|(_, e)| now < e.expires_at)
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        out
+    }
+
+    /// Drops the assessment of `domain`; whether there was one (expired or not).
+    pub(crate) fn remove(&self, domain: &str) -> bool {
+        let mut shard = self
+            .shard(domain)
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let removed = shard.remove(domain).is_some();
+        if removed {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
     /// Drops expired entries; returns how many.
     pub(crate) fn purge(&self, now: UnixSeconds) -> usize {
         let mut dropped = 0;

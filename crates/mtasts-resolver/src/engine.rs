@@ -252,12 +252,18 @@ impl Resolver {
         self.len() == 0
     }
 
+    /// The cache tunables in force.
+    pub fn cache_config(&self) -> CacheConfig {
+        self.inner.cfg
+    }
+
     /// The store's backend name.
     pub fn store_backend(&self) -> &'static str {
         self.inner.store.backend()
     }
 
-    fn now(&self) -> UnixSeconds {
+    /// "Now" by the resolver's clock ([`Clock`]): what every cache decision is made at.
+    pub fn now(&self) -> UnixSeconds {
         (self.inner.clock)()
     }
 
@@ -672,6 +678,197 @@ impl Resolver {
             }
         })
     }
+}
+
+/// One cached domain as `mtasts daemon cache` shows it.
+#[derive(Clone, Debug)]
+pub struct CachedDomain {
+    /// The policy domain (lower-case A-labels).
+    pub domain: String,
+    /// The entry a lookup would use now: the one in memory while it can answer, else the
+    /// store's when it is at least as recent (as a lookup decides).
+    pub entry: Arc<CacheEntry>,
+    /// Held in the in-memory layer.
+    pub in_memory: bool,
+    /// Held in the store (still useful there).
+    pub in_store: bool,
+}
+
+/// Every cached domain ([`Resolver::entries`]).
+#[derive(Debug)]
+pub struct Listing {
+    /// Sorted by domain.
+    pub entries: Vec<CachedDomain>,
+    /// The store could not be read: `entries` are the in-memory ones only.
+    pub store_error: Option<StoreError>,
+}
+
+/// One domain's entry ([`Resolver::entry`]).
+#[derive(Debug)]
+pub struct Inspection {
+    /// The entry, if the domain is cached in memory or in the store.
+    pub cached: Option<CachedDomain>,
+    /// The DANE assessment still in use, if any.
+    pub dane: Option<Arc<crate::dane::DaneEntry>>,
+    /// The store could not be read: `cached` is from memory only.
+    pub store_error: Option<StoreError>,
+}
+
+/// What [`Resolver::forget`] removed.
+#[derive(Debug)]
+pub struct Forgotten {
+    /// The policy domain (lower-case A-labels).
+    pub domain: String,
+    /// An entry was in memory.
+    pub memory: bool,
+    /// An entry was in the store.
+    pub store: bool,
+    /// A DANE assessment was in memory.
+    pub dane: bool,
+    /// The store could not be changed: its entry (if any) is still there.
+    pub store_error: Option<StoreError>,
+}
+
+impl Forgotten {
+    /// Whether anything was cached for the domain.
+    pub fn existed(&self) -> bool {
+        self.memory || self.store || self.dane
+    }
+}
+
+/// Of the entry in memory and the one in the store, the one a lookup would use now (see
+/// `round`): memory while it can answer, else the store's when it is at least as recent.
+fn preferred(
+    memory: Option<Arc<CacheEntry>>,
+    stored: Option<CacheEntry>,
+    now: UnixSeconds,
+) -> Option<Arc<CacheEntry>> {
+    match (memory, stored) {
+        (Some(m), Some(s)) => {
+            if answer(&m, now).is_none() && s.checked_at >= m.checked_at {
+                Some(Arc::new(s))
+            } else {
+                Some(m)
+            }
+        }
+        (Some(m), None) => Some(m),
+        (None, s) => s.map(Arc::new),
+    }
+}
+
+impl Resolver {
+    /// Every domain cached in memory or in the store, sorted by domain, without any lookup
+    /// and without touching the counters. Entries in memory that are no longer useful but
+    /// not yet purged are included.
+    pub async fn entries(&self) -> Listing {
+        let now = self.now();
+        let mut memory: HashMap<String, Arc<CacheEntry>> = HashMap::new();
+        for shard in &self.inner.shards {
+            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            memory.extend(shard.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let (stored, store_error) = match self.inner.store.load(now, usize::MAX).await {
+            Ok(v) => (v, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let mut stored: HashMap<String, CacheEntry> = stored.into_iter().collect();
+        let mut domains: Vec<String> = memory.keys().chain(stored.keys()).cloned().collect();
+        domains.sort_unstable();
+        domains.dedup();
+        let entries = domains
+            .into_iter()
+            .filter_map(|domain| {
+                let m = memory.remove(&domain);
+                let s = stored.remove(&domain);
+                let (in_memory, in_store) = (m.is_some(), s.is_some());
+                preferred(m, s, now).map(|entry| CachedDomain {
+                    domain,
+                    entry,
+                    in_memory,
+                    in_store,
+                })
+            })
+            .collect();
+        Listing {
+            entries,
+            store_error,
+        }
+    }
+
+    /// The cached entry of `domain` (memory and store) and its DANE assessment, without any
+    /// lookup and without touching the counters. `Err` when `domain` is not a domain name.
+    pub async fn entry(&self, domain: &str) -> Result<Inspection, String> {
+        let domain = normalize(domain)?;
+        let now = self.now();
+        let memory = self.mem_get(&domain);
+        let (stored, store_error) = match self.inner.store.get(&domain, now).await {
+            Ok(s) => (s, None),
+            Err(e) => (None, Some(e)),
+        };
+        let (in_memory, in_store) = (memory.is_some(), stored.is_some());
+        let cached = preferred(memory, stored, now).map(|entry| CachedDomain {
+            domain: domain.clone(),
+            entry,
+            in_memory,
+            in_store,
+        });
+        Ok(Inspection {
+            cached,
+            dane: self.inner.dane.cached(&domain, now),
+            store_error,
+        })
+    }
+
+    /// The DANE assessments still in use, sorted by domain.
+    pub fn dane_entries(&self) -> Vec<(String, Arc<crate::dane::DaneEntry>)> {
+        let mut v = self.inner.dane.entries(self.now());
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Removes everything cached for `domain`: its entry in memory and in the store, and its
+    /// DANE assessment, so that the next lookup starts afresh. `Err` when `domain` is not a
+    /// domain name.
+    ///
+    /// This removes the protection a cached policy gives against a downgrade (RFC 8461 §5.1,
+    /// §10.2): until the policy is fetched again, an attacker who blocks its discovery makes
+    /// the domain look as if it had no policy. A lookup already in progress for the domain
+    /// stores its result when it ends.
+    pub async fn forget(&self, domain: &str) -> Result<Forgotten, String> {
+        let domain = normalize(domain)?;
+        let memory = {
+            let mut shard = self
+                .shard(&domain)
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let removed = shard.remove(&domain).is_some();
+            if removed {
+                self.inner.len.fetch_sub(1, Ordering::Relaxed);
+            }
+            removed
+        };
+        let dane = self.inner.dane.remove(&domain);
+        let (store, store_error) = match self.inner.store.remove(&domain).await {
+            Ok(existed) => (existed, None),
+            Err(e) => {
+                self.count_store_error(&e);
+                (false, Some(e))
+            }
+        };
+        Ok(Forgotten {
+            domain,
+            memory,
+            store,
+            dane,
+            store_error,
+        })
+    }
+}
+
+/// What a lookup of the domain of `entry` would decide at `now` from the cache alone (the
+/// core's [`answer`]), or `None` when the cache cannot answer and a lookup would go to DNS.
+pub fn outcome_now(entry: &Arc<CacheEntry>, now: UnixSeconds) -> Option<Outcome> {
+    answer(entry, now).map(|ans| outcome_of(entry, ans))
 }
 
 /// The outcome of an entry just written by a round. A round always leaves an answer, unless

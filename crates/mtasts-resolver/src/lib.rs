@@ -17,5 +17,8 @@ pub mod render;
 pub mod resolution;
 
 pub use dane::{DaneConfig, DaneResolution, DaneStatus};
-pub use engine::{Clock, Resolver, ResolverError, Trace, normalize, system_clock};
+pub use engine::{
+    CachedDomain, Clock, Forgotten, Inspection, Listing, Resolver, ResolverError, Trace, normalize,
+    outcome_now, system_clock,
+};
 pub use resolution::{Outcome, Resolution, Source};

@@ -14,7 +14,9 @@ use crate::dane::{DaneResolution, DaneStatus};
 use crate::engine::Trace;
 use crate::resolution::{Outcome, Resolution};
 
-fn decision(res: &Resolution) -> (&'static str, String) {
+/// The decision's name (`policy`, `no-policy`, `transient`, `invalid`) and what it means for
+/// a sender, in words.
+pub fn decision(res: &Resolution) -> (&'static str, String) {
     match &res.outcome {
         Outcome::Policy(_) => {
             let p = res.outcome.policy();

@@ -611,3 +611,107 @@ async fn a_fleet_shares_one_redis_cache() {
     let _ = other.resolve("enforce.test").await;
     assert_eq!(lab.fetches("enforce.test"), 2);
 }
+
+/// `mtasts daemon cache`: the entries are listed from memory and the store without any lookup,
+/// an entry is shown as a lookup would use it (clock included), and forgetting removes it from
+/// memory and from the file, so the next lookup starts afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_are_listed_shown_and_forgotten_in_memory_and_the_store() {
+    use mtasts_core::sts::cache::{Answer, answer};
+    let lab = lab();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cache.sqlite3");
+    let store = Arc::new(SqliteStore::open(&path).await.expect("sqlite"));
+    let r = lab.resolver_with(store.clone()).await;
+    assert_eq!(
+        mode(&r.resolve("enforce.test").await.outcome),
+        Some(Mode::Enforce)
+    );
+    assert!(matches!(
+        r.resolve("none.test").await.outcome,
+        Outcome::NoPolicy { .. }
+    ));
+    let queries = lab.txt_queries("enforce.test");
+    let listing = r.entries().await;
+    assert!(listing.store_error.is_none(), "{listing:?}");
+    let names: Vec<(&str, bool, bool)> = listing
+        .entries
+        .iter()
+        .map(|c| (c.domain.as_str(), c.in_memory, c.in_store))
+        .collect();
+    assert_eq!(
+        names,
+        [("enforce.test", true, true), ("none.test", true, true)]
+    );
+    // Inspecting is no lookup and no hit.
+    let hits = r.counters().memory_hits.load(Ordering::Relaxed);
+    let shown = r.entry("ENFORCE.test.").await.expect("a domain");
+    let cached = shown.cached.expect("cached");
+    assert_eq!(cached.domain, "enforce.test");
+    assert!(matches!(
+        answer(&cached.entry, r.now()),
+        Some(Answer::Policy {
+            refresh_due: false,
+            ..
+        })
+    ));
+    let now = mtasts_resolver::outcome_now(&cached.entry, r.now()).expect("an answer");
+    assert_eq!(mode(&now), Some(Mode::Enforce));
+    // Past max_age (one hour) the cache cannot answer any more: a lookup would be made.
+    assert!(mtasts_resolver::outcome_now(&cached.entry, r.now() + 3601).is_none());
+    assert_eq!(r.counters().memory_hits.load(Ordering::Relaxed), hits);
+    assert_eq!(lab.txt_queries("enforce.test"), queries);
+    assert!(r.entry("not a domain").await.is_err());
+    assert!(r.forget("not a domain").await.is_err());
+
+    // A second resolver on the same file without preloading: the entry is in its store only.
+    let mut cfg = lab.config();
+    cfg.memory.preload = 0;
+    let cold = Resolver::with_parts(&cfg, store.clone(), lab.clock())
+        .await
+        .expect("resolver");
+    let c = cold.entry("enforce.test").await.expect("a domain").cached;
+    assert!(
+        c.as_ref().is_some_and(|c| !c.in_memory && c.in_store),
+        "{c:?}"
+    );
+    assert_eq!(cold.entries().await.entries.len(), 2);
+
+    let f = r.forget("enforce.test").await.expect("a domain");
+    assert!(f.memory && f.store && f.existed(), "{f:?}");
+    assert!(f.store_error.is_none());
+    let again = r.forget("enforce.test").await.expect("a domain");
+    assert!(!again.existed(), "{again:?}");
+    assert!(
+        r.entry("enforce.test")
+            .await
+            .expect("a domain")
+            .cached
+            .is_none()
+    );
+    let left: Vec<String> = r
+        .entries()
+        .await
+        .entries
+        .into_iter()
+        .map(|c| c.domain)
+        .collect();
+    assert_eq!(left, ["none.test"]);
+    assert_eq!(r.len(), 1);
+    // Gone from the file too: a fresh store over it does not have it.
+    let reopened = SqliteStore::open(&path).await.expect("reopen");
+    assert!(
+        reopened
+            .get("enforce.test", r.now())
+            .await
+            .expect("get")
+            .is_none()
+    );
+    // The next lookup starts afresh: DNS and the fetch again.
+    let fetched = lab.fetches("enforce.test");
+    let next = r.resolve("enforce.test").await;
+    assert_eq!(next.source, Source::Network);
+    assert_eq!(mode(&next.outcome), Some(Mode::Enforce));
+    assert_eq!(lab.txt_queries("enforce.test"), queries + 1);
+    assert_eq!(lab.fetches("enforce.test"), fetched + 1);
+}

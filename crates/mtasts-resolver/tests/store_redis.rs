@@ -115,6 +115,45 @@ async fn round_trip_of_policy_negative_and_failed_fetch_entries() {
     assert_eq!(store.purge(now).await.expect("purge"), 0);
 }
 
+/// `mtasts daemon cache forget`: the key is deleted, whether one existed is told, and keys
+/// of another prefix (another fleet) are left alone.
+#[tokio::test]
+async fn remove_deletes_the_key_and_says_whether_there_was_one() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = open(&server, PREFIX).await;
+    let other = open(&server, "other:").await;
+    let now = now();
+    store
+        .put("example.com", &policy_entry(now), now + 600)
+        .await
+        .expect("put");
+    store
+        .put("example.org", &negative_entry(now), now + 600)
+        .await
+        .expect("put");
+    other
+        .put("example.com", &policy_entry(now), now + 600)
+        .await
+        .expect("put");
+    assert!(store.remove("example.com").await.expect("remove"));
+    assert!(!store.remove("example.com").await.expect("remove again"));
+    assert!(!store.remove("absent.example").await.expect("remove absent"));
+    assert_eq!(store.get("example.com", now).await.expect("get"), None);
+    let exists: i64 = raw_cmd(&server, redis::cmd("EXISTS").arg("mtasts:sts:example.com")).await;
+    assert_eq!(exists, 0);
+    assert!(other.get("example.com", now).await.expect("get").is_some());
+    let left: Vec<String> = store
+        .load(now, usize::MAX)
+        .await
+        .expect("load")
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(left, ["example.org"]);
+}
+
 #[tokio::test]
 async fn keys_expire_when_the_entry_becomes_useless() {
     let Some(server) = RedisServer::start() else {

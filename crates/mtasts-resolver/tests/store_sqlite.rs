@@ -268,6 +268,51 @@ async fn entries_survive_drop_and_reopen() {
     assert_eq!(version, 1);
 }
 
+/// `mtasts daemon cache forget`: the row is deleted (useful or not), whether one existed is
+/// told, and the deletion is in the file (another connection no longer sees it).
+#[tokio::test]
+async fn remove_deletes_the_row_and_says_whether_there_was_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let store = open(&path).await;
+    store
+        .put("example.com", &policy_entry(NOW), NOW + 1000)
+        .await
+        .expect("put");
+    store
+        .put("example.org", &negative_entry(NOW), NOW + 30)
+        .await
+        .expect("put");
+    // Useless at NOW + 31, still a row: removing it says it was there.
+    store
+        .put("old.example", &negative_entry(NOW - 100), NOW - 70)
+        .await
+        .expect("put");
+    assert!(store.remove("example.com").await.expect("remove"));
+    assert!(!store.remove("example.com").await.expect("remove again"));
+    assert!(!store.remove("absent.example").await.expect("remove absent"));
+    assert!(store.remove("old.example").await.expect("remove useless"));
+    assert_eq!(store.get("example.com", NOW).await.expect("get"), None);
+    let rows: Vec<String> = raw(&path)
+        .prepare("SELECT domain FROM sts_cache ORDER BY domain")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get(0))
+                .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+        })
+        .expect("rows");
+    assert_eq!(rows, ["example.org"]);
+    drop(store);
+    let store = open(&path).await;
+    let left: Vec<String> = store
+        .load(NOW, usize::MAX)
+        .await
+        .expect("load")
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(left, ["example.org"]);
+}
+
 #[tokio::test]
 async fn a_newer_schema_version_is_refused_with_the_file_named() {
     let dir = tempfile::tempdir().expect("tempdir");

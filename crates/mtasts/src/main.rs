@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod check_cmd;
+mod daemon_cache_cmd;
 mod demo_cmd;
 mod init_cmd;
 mod lint_cmd;
@@ -28,7 +29,7 @@ pub(crate) const EXIT_TROUBLE: u8 = 2;
 pub(crate) const EXIT_WARNINGS: u8 = 3;
 
 /// The exit statuses, as every `--help` prints them (README "Exit status" is the same table).
-const EXIT_HELP: &str = "Exit status: 0 success (valid, READY, answered); 1 problems found (findings at error level, NOT READY, DNS failed with nothing cached; wins over 2 when both happen, and both are reported); 2 the job could not be done (usage, unreadable input or input line, the checking side's network: no SMTP connection at all, a silent resolver; the store); 3 warnings only (check, lint).";
+const EXIT_HELP: &str = "Exit status: 0 success (valid, READY, answered); 1 problems found (findings at error level, NOT READY, DNS failed with nothing cached, a domain not in the daemon's cache; wins over 2 when both happen, and both are reported); 2 the job could not be done (usage, unreadable input or input line, the checking side's network: no SMTP connection at all, a silent resolver; the store; the daemon not reachable); 3 warnings only (check, lint).";
 
 #[derive(Parser)]
 #[command(
@@ -155,6 +156,9 @@ struct DaemonArgs {
 enum DaemonAction {
     /// Ask a running daemon, as Postfix does (socketmap), and print each reply
     Query(QueryArgs),
+    /// List, show or forget the entries of a running daemon's cache (through its admin socket)
+    #[command(subcommand)]
+    Cache(daemon_cache_cmd::CacheCommand),
 }
 
 #[derive(Args)]
@@ -284,8 +288,10 @@ struct ReportParseArgs {
 
 /// `mtasts daemon`: runs until SIGTERM/SIGINT (exit 0) or a startup failure (exit 2).
 fn daemon(a: &DaemonArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    if let Some(DaemonAction::Query(q)) = &a.action {
-        return daemon_query(q, out, err);
+    match &a.action {
+        Some(DaemonAction::Query(q)) => return daemon_query(q, out, err),
+        Some(DaemonAction::Cache(c)) => return daemon_cache_cmd::cache(c, out, err),
+        None => {}
     }
     if a.check {
         return match mtasts_daemon::Config::load(&a.config) {
@@ -297,6 +303,9 @@ fn daemon(a: &DaemonArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 let _ = writeln!(out, "{}: valid", a.config.display());
                 for l in &c.listen {
                     let _ = writeln!(out, "listen: {l}");
+                }
+                if let Some(a) = &c.admin {
+                    let _ = writeln!(out, "admin: unix {}", a.path().display());
                 }
                 EXIT_OK
             }

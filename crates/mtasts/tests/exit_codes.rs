@@ -49,6 +49,8 @@ fn every_help_prints_the_table() {
         vec!["resolve", "--help"],
         vec!["serve", "--help"],
         vec!["serve", "promote", "--help"],
+        vec!["daemon", "cache", "list", "--help"],
+        vec!["daemon", "cache", "forget", "--help"],
     ] {
         let o = run(&args, &[]);
         let text = String::from_utf8_lossy(&o.stdout);
@@ -197,6 +199,44 @@ fn daemon_check() {
     assert!(
         !missing.parent().is_some_and(Path::exists),
         "--check created the directory"
+    );
+}
+
+/// `daemon cache` without a daemon: 2 for every command, naming the socket; a usage error
+/// is 2 too. (With a daemon, 0/1/2 per command: `daemon_cache_cli.rs`.)
+#[test]
+fn daemon_cache_without_a_daemon() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sock = dir.path().join("admin.sock").display().to_string();
+    expect(2, &["daemon", "cache", "list", "--admin", &sock]);
+    expect(
+        2,
+        &["daemon", "cache", "show", "--admin", &sock, "example.com"],
+    );
+    expect(
+        2,
+        &["daemon", "cache", "forget", "--admin", &sock, "example.com"],
+    );
+    expect(2, &["daemon", "cache", "forget", "--admin", &sock]);
+    expect(2, &["daemon", "cache", "show", "--admin", &sock]);
+    // A configuration without `admin`: said, and 2.
+    let cfg = write(dir.path(), "daemon.toml", "");
+    let o = run(&["daemon", "cache", "list", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no admin socket is configured"),
+        "{}",
+        output_text(&o)
+    );
+    // forget's help carries the downgrade warning.
+    let o = run(&["daemon", "cache", "forget", "--help"], &[]);
+    let help = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("downgrade") && help.contains("RFC 8461 §5.1, §10.2"),
+        "{help}"
     );
 }
 

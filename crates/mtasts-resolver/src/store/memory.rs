@@ -32,6 +32,10 @@ impl Store for MemoryStore {
         Ok(Vec::new())
     }
 
+    async fn remove(&self, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     async fn purge(&self, _: UnixSeconds) -> Result<u64, StoreError> {
         Ok(0)
     }

@@ -39,7 +39,7 @@ pub enum StoreError {
     Io {
         /// "sqlite" or "redis".
         backend: &'static str,
-        /// "get", "put", "delete", "load".
+        /// "get", "put", "delete", "load", "remove".
         op: &'static str,
         /// The domain or key.
         key: String,
@@ -76,13 +76,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         useless_after: UnixSeconds,
     ) -> Result<(), StoreError>;
 
-    /// Up to `limit` entries still useful at `now`, to warm the memory layer at start-up.
-    /// Entries that cannot be decoded are skipped with a warning, never deleted.
+    /// Up to `limit` entries still useful at `now`: to warm the memory layer at start-up,
+    /// and to list the cache (`mtasts daemon cache list`). Entries that cannot be decoded are
+    /// skipped with a warning, never deleted.
     async fn load(
         &self,
         now: UnixSeconds,
         limit: usize,
     ) -> Result<Vec<(String, CacheEntry)>, StoreError>;
+
+    /// Removes the entry of `domain` (`mtasts daemon cache forget`); whether one was stored,
+    /// useful or not. Removing what is not there is not an error.
+    async fn remove(&self, domain: &str) -> Result<bool, StoreError>;
 
     /// Drops entries useless at `now`; returns how many.
     async fn purge(&self, now: UnixSeconds) -> Result<u64, StoreError>;

@@ -245,6 +245,14 @@ impl Store for RedisStore {
         }
     }
 
+    async fn remove(&self, domain: &str) -> Result<bool, StoreError> {
+        let key = self.key(domain);
+        let n: i64 = self
+            .query(redis::cmd("DEL").arg(&key), "remove", &key)
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn purge(&self, _now: UnixSeconds) -> Result<u64, StoreError> {
         // Keys carry their expiry; Redis drops them itself.
         Ok(0)

@@ -251,6 +251,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn remove(&self, domain: &str) -> Result<bool, StoreError> {
+        let key = domain.to_owned();
+        self.run("remove", key.clone(), true, move |conn, path| {
+            let n = conn
+                .prepare_cached("DELETE FROM sts_cache WHERE domain = ?1")
+                .and_then(|mut stmt| stmt.execute(params![key]))
+                .map_err(|e| io_error("remove", &key, path, &e))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn purge(&self, now: UnixSeconds) -> Result<u64, StoreError> {
         let all = self.inner.path.display().to_string();
         self.run("delete", all.clone(), true, move |conn, path| {
