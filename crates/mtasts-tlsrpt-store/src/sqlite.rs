@@ -244,7 +244,9 @@ fn writer_loop(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn Job>>, count
         // Counted before any caller is answered, so that a caller that has its answer sees
         // its operation counted.
         counts.transactions.fetch_add(1, Ordering::SeqCst);
-        counts.operations.fetch_add(group.len() as u64, Ordering::SeqCst);
+        counts
+            .operations
+            .fetch_add(group.len() as u64, Ordering::SeqCst);
         commit_group(&mut conn, group);
     }
 }
