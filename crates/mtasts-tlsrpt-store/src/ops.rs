@@ -581,22 +581,10 @@ impl Op for PutInput {
 
     async fn run<C: Conn>(self, c: &mut C) -> Result<InputOutcome, OpError> {
         let raw_id = self.raw.run(c).await?;
-        match self.fate {
-            Fate::Quarantine { reason, at } => {
-                let entry = Quarantine {
-                    raw_id,
-                    reason,
-                    report: None,
-                    at,
-                }
-                .run(c)
-                .await?;
-                Ok(InputOutcome::Quarantined {
-                    raw_id,
-                    entry,
-                    report: None,
-                })
-            }
+        // Unless its report is stored and counts: what to quarantine the input for, with the
+        // report it holds.
+        let (reason, report, at) = match self.fate {
+            Fate::Quarantine { reason, at } => (reason, None, at),
             Fate::Report {
                 mut report,
                 untrusted,
@@ -612,25 +600,24 @@ impl Op for PutInput {
                 // nothing; one of a report still unverified keeps it in quarantine.
                 let stored_unverified = stored_trust.is_none_or(|t| t == Trust::Unverified);
                 match untrusted.filter(|_| stored_unverified) {
-                    Some(reason) => {
-                        let entry = Quarantine {
-                            raw_id,
-                            reason,
-                            report: Some(id),
-                            at,
-                        }
-                        .run(c)
-                        .await?;
-                        Ok(InputOutcome::Quarantined {
-                            raw_id,
-                            entry,
-                            report: Some(id),
-                        })
-                    }
-                    None => Ok(InputOutcome::Report { raw_id, outcome }),
+                    Some(reason) => (reason, Some(id), at),
+                    None => return Ok(InputOutcome::Report { raw_id, outcome }),
                 }
             }
+        };
+        let entry = Quarantine {
+            raw_id,
+            reason,
+            report,
+            at,
         }
+        .run(c)
+        .await?;
+        Ok(InputOutcome::Quarantined {
+            raw_id,
+            entry,
+            report,
+        })
     }
 }
 
