@@ -210,5 +210,8 @@ fn a_hostile_unknown_member_is_refused_within_bounded_memory() {
                 && !all.contains("not a report: not a report"),
             "json={json}: {all}"
         );
+        if json {
+            mtasts_test_support::schema::assert_valid("mtasts-report-parse/1", &o.stdout);
+        }
     }
 }
