@@ -1,9 +1,11 @@
 //! The operations, written once for both backends against [`Conn`]: each [`Op`] runs inside
-//! one transaction that the backend opens before and commits after (or rolls back on error).
+//! one transaction that the backend opens before and commits after (or rolls back on error);
+//! on SQLite, a write runs under its own savepoint of a transaction it may share with the
+//! writes queued beside it (group commit, see `sqlite`).
 //!
 //! [`Conn`]'s methods are `async` so that PostgreSQL's calls can wait on the network; the
-//! SQLite backend runs the same code on tokio's blocking pool, where its calls complete
-//! without ever waiting (see `sqlite::drive`).
+//! SQLite backend runs the same code on its writer thread (writes) and tokio's blocking pool
+//! (reads), where its calls complete without ever waiting (see `sqlite::drive`).
 
 use std::collections::BTreeMap;
 
