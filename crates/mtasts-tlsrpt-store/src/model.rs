@@ -94,7 +94,7 @@ pub struct RawInput<'a> {
 /// A parsed report to store.
 #[derive(Clone, Debug)]
 pub struct NewReport<'a> {
-    /// The raw input it came from ([`Store::put_raw`]).
+    /// The raw input it came from ([`crate::Store::put_raw`]).
     pub raw_id: i64,
     /// The report.
     pub report: &'a Report,
