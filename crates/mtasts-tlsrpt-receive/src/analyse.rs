@@ -200,24 +200,24 @@ pub async fn ingest_paths(
     let kept = judged
         .map(|joined| {
             // A task ends by finishing, by panicking (a bug, carried on as it is), or cancelled
-            // by the runtime shutting down (then there is no one left to tell).
-            let r = match joined {
-                Ok(r) => r,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => return futures_util::future::Either::Left(std::future::ready(None)),
-            };
-            futures_util::future::Either::Right(match r {
-                Ok((input, received_at, judged, permit)) => {
-                    // Queued here, in the order of the inputs.
+            // by the runtime shutting down (then there is no one left to tell: `None`).
+            let queued = match joined {
+                Ok(Ok((input, received_at, judged, permit))) => {
+                    // Queued here, in the order of the inputs. The store has its own copy of
+                    // the bytes now; the permit is held until they are committed.
                     let stored = ingester.keep(&delivery(&input, received_at), &judged);
-                    futures_util::future::Either::Left(async move {
-                        let arrival = stored.await;
-                        drop(permit);
-                        Some(Ok((input.origin, input.bytes.len(), arrival)))
-                    })
+                    Some(Ok((stored, input.origin, input.bytes.len(), permit)))
                 }
-                Err(e) => futures_util::future::Either::Right(std::future::ready(Some(Err(e)))),
-            })
+                Ok(Err(e)) => Some(Err(e)),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => None,
+            };
+            async move {
+                match queued? {
+                    Ok((stored, origin, bytes, _permit)) => Some(Ok((origin, bytes, stored.await))),
+                    Err(e) => Some(Err(e)),
+                }
+            }
         })
         .buffered(n);
     let mut results = std::pin::pin!(kept);
