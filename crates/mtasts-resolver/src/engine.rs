@@ -468,11 +468,7 @@ impl Resolver {
         if current.as_ref().and_then(|e| answer(e, now)).is_none() || refresh {
             match self.inner.store.get(domain, now).await {
                 Ok(Some(stored)) => {
-                    // The store may be shared: a fresher entry written by another MTA wins.
-                    let newer = current
-                        .as_ref()
-                        .is_none_or(|c| stored.checked_at >= c.checked_at);
-                    if newer {
+                    if store_wins(current.as_ref(), &stored) {
                         current = Some(stored);
                     }
                 }
@@ -736,6 +732,12 @@ impl Forgotten {
     }
 }
 
+/// Whether the store's entry replaces the one in memory, once memory cannot answer: the store
+/// may be shared, and a fresher entry written by another MTA wins.
+fn store_wins(memory: Option<&CacheEntry>, stored: &CacheEntry) -> bool {
+    memory.is_none_or(|c| stored.checked_at >= c.checked_at)
+}
+
 /// Of the entry in memory and the one in the store, the one a lookup would use now (see
 /// `round`): memory while it can answer, else the store's when it is at least as recent.
 fn preferred(
@@ -745,7 +747,7 @@ fn preferred(
 ) -> Option<Arc<CacheEntry>> {
     match (memory, stored) {
         (Some(m), Some(s)) => {
-            if answer(&m, now).is_none() && s.checked_at >= m.checked_at {
+            if answer(&m, now).is_none() && store_wins(Some(&m), &s) {
                 Some(Arc::new(s))
             } else {
                 Some(m)
