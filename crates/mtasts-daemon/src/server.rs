@@ -592,24 +592,63 @@ fn bind_unix(cfg: &UnixListenerConfig) -> anyhow::Result<UnixListener> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("{shown}: cannot inspect")),
     }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("cannot listen on unix {shown}"))?;
-    let result = (|| -> anyhow::Result<()> {
+    let uid = cfg.owner.as_deref().map(user_id).transpose()?;
+    let gid = cfg.group.as_deref().map(group_id).transpose()?;
+    let restrict = |at: &Path| -> anyhow::Result<()> {
         if let Some(mode) = cfg.mode {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            std::fs::set_permissions(at, std::fs::Permissions::from_mode(mode))
                 .with_context(|| format!("{shown}: cannot set mode {mode:04o}"))?;
         }
-        let uid = cfg.owner.as_deref().map(user_id).transpose()?;
-        let gid = cfg.group.as_deref().map(group_id).transpose()?;
         if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::chown(path, uid, gid)
+            std::os::unix::fs::chown(at, uid, gid)
                 .with_context(|| format!("{shown}: cannot change the owner or group"))?;
         }
         Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(path);
-        return Err(e);
+    };
+    if cfg.mode.is_none() && uid.is_none() && gid.is_none() {
+        return UnixListener::bind(path).with_context(|| format!("cannot listen on unix {shown}"));
+    }
+    // bind() creates the file with 0777 & !umask; were the mode set after it at the final
+    // path, a process could connect in between (the access control of the admin socket and
+    // of a socketmap socket is this mode). So the socket is bound in a fresh directory of
+    // mode 0700 beside the path, given its mode and owner there, and renamed into place:
+    // nobody else can reach it before it has them, whatever the umask.
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let private = tempfile::Builder::new()
+        .prefix(".mtasts-")
+        .tempdir_in(parent)
+        .with_context(|| {
+            format!(
+                "{shown}: cannot create a private directory in {} to bind in",
+                parent.display()
+            )
+        })?;
+    let staged = private.path().join("s");
+    // sun_path holds 107 bytes and a NUL; a path that only fits without the detour is
+    // bound in place, as before (the window is then the systemd unit's UMask=0007 to close).
+    if staged.as_os_str().len() > 107 {
+        drop(private);
+        tracing::debug!(path = %shown, "path too long to bind in a private directory first");
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("cannot listen on unix {shown}"))?;
+        if let Err(e) = restrict(path) {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        return Ok(listener);
+    }
+    let listener =
+        UnixListener::bind(&staged).with_context(|| format!("cannot listen on unix {shown}"))?;
+    restrict(&staged)?;
+    std::fs::rename(&staged, path)
+        .with_context(|| format!("{shown}: cannot move the socket into place"))?;
+    // A failure above removes `private` with the socket in it (on drop); now it is empty.
+    let leftover = private.path().to_owned();
+    if let Err(e) = private.close() {
+        tracing::warn!(path = %leftover.display(), error = %e, "cannot remove the empty directory the socket was bound in");
     }
     Ok(listener)
 }

@@ -341,6 +341,93 @@ fn unix_only_config(path: std::path::PathBuf) -> Config {
     c
 }
 
+fn unix_config_with(path: std::path::PathBuf, mode: u32, group: Option<String>) -> Config {
+    let mut c = unix_only_config(path.clone());
+    c.listen[0] = Listener::Unix(mtasts_daemon::config::UnixListenerConfig {
+        path,
+        mode: Some(mode),
+        owner: None,
+        group,
+    });
+    c
+}
+
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("{e}"))
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// A socket with a mode is bound in a private directory and renamed into place with its mode
+/// (no moment at the final path with the umask's mode); the directory does not stay, neither
+/// after a start nor after a failed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_appears_with_its_mode_and_leaves_no_directory_behind() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("policy.sock");
+    let daemon = Daemon::start(unix_config_with(path.clone(), 0o620, None))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let meta = std::fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o620);
+    assert_eq!(names_in(dir.path()), ["policy.sock"]);
+    let mut c = Client::unix(&path).await;
+    assert_eq!(c.request("postfix", "[192.0.2.1]").await, "NOTFOUND ");
+    drop(c);
+    assert!(daemon.shutdown().await.clean);
+    assert!(
+        names_in(dir.path()).is_empty(),
+        "{:?}",
+        names_in(dir.path())
+    );
+
+    // A group that does not exist: refused, and nothing is left, neither socket nor directory.
+    let c = unix_config_with(path.clone(), 0o660, Some("no-such-group-mtasts".into()));
+    let err = Daemon::start(c).await.err().map(|e| format!("{e:#}"));
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("no such group \"no-such-group-mtasts\"")),
+        "{err:?}"
+    );
+    assert!(
+        names_in(dir.path()).is_empty(),
+        "{:?}",
+        names_in(dir.path())
+    );
+}
+
+/// A socket path that fits `sun_path` only without the detour through a private directory is
+/// still bound, with its mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_at_a_path_near_the_length_limit_is_bound_with_its_mode() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let base = dir.path().as_os_str().len();
+    // parent + "/a.sock" is 104 bytes; parent + "/.mtasts-XXXXXX/s" would be over 107.
+    let parent = dir.path().join("d".repeat(96 - base));
+    std::fs::create_dir(&parent).unwrap_or_else(|e| panic!("{e}"));
+    let path = parent.join("a.sock");
+    assert_eq!(path.as_os_str().len(), 104);
+    let daemon = Daemon::start(unix_config_with(path.clone(), 0o600, None))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let meta = std::fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(names_in(&parent), ["a.sock"]);
+    let mut c = Client::unix(&path).await;
+    assert_eq!(c.request("postfix", "[192.0.2.1]").await, "NOTFOUND ");
+    drop(c);
+    assert!(daemon.shutdown().await.clean);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unix_socket_path_of_a_regular_file_is_refused() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
