@@ -38,9 +38,6 @@ pub const FORGET_SCHEMA: &str = "mtasts-daemon-cache-forget/1";
 /// The schema of an error answer.
 pub const ERROR_SCHEMA: &str = "mtasts-daemon-admin-error/1";
 
-/// Admin connections served at once; one more is answered `busy` and closed.
-pub const MAX_CONNECTIONS: usize = 8;
-
 /// The largest answer the client reads, in bytes (a list of about a million domains).
 pub const MAX_ANSWER: usize = 1 << 30;
 

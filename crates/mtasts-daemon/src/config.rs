@@ -101,6 +101,8 @@ pub struct Config {
     pub admin_max_request: usize,
     /// Seconds an admin client has to send its request, and again to read the answer.
     pub admin_timeout: f64,
+    /// Admin connections served at once; one more is answered `busy` and closed.
+    pub admin_max_connections: usize,
     /// Logging.
     pub log: LogConfig,
     /// The answer options of every map name without a `[zones.NAME]` section.
@@ -131,6 +133,7 @@ impl Default for Config {
             admin: None,
             admin_max_request: 65_536,
             admin_timeout: 10.0,
+            admin_max_connections: 8,
             log: LogConfig::default(),
             default_zone: ZoneOptions::default(),
             zones: BTreeMap::new(),
@@ -386,6 +389,7 @@ pub const RANGES: &[(&str, f64, f64)] = &[
     ("refresh_batch", 1.0, 1_000_000.0),
     ("admin_max_request", 1_024.0, 16_777_216.0),
     ("admin_timeout", 0.1, 3_600.0),
+    ("admin_max_connections", 1.0, 1_024.0),
 ];
 
 /// A configuration file's text, or the error naming the file (the daemon's and the policy
@@ -425,6 +429,7 @@ impl Config {
             "refresh_batch" => self.refresh_batch as f64,
             "admin_max_request" => self.admin_max_request as f64,
             "admin_timeout" => self.admin_timeout,
+            "admin_max_connections" => self.admin_max_connections as f64,
             _ => f64::NAN,
         }
     }

@@ -298,6 +298,7 @@ impl Daemon {
         if let Some(l) = admin_listener {
             listener_tasks.push(tokio::spawn(admin_socket::accept_loop(
                 l,
+                config.admin_max_connections,
                 shared.clone(),
                 stop_accepting.clone(),
                 abort.clone(),
@@ -401,7 +402,8 @@ impl Daemon {
 
     /// Applies a new configuration: zones, the log level, request and reply sizes, the
     /// pipeline depth and the timeouts take effect at once (sizes and timeouts for new
-    /// connections); listeners, `max_connections`, metrics, the refresher, the log format
+    /// connections); listeners, `max_connections`, the admin socket and its
+    /// `admin_max_connections`, metrics, the refresher, the log format
     /// and the resolver need a restart and are left unchanged (each is logged).
     ///
     /// The new configuration is checked first ([`Config::validate`]); an invalid one changes
@@ -417,9 +419,13 @@ impl Daemon {
         }
         let mut current = self.shared.config.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = ReloadReport::default();
-        let restart: [(&'static str, bool); 9] = [
+        let restart: [(&'static str, bool); 10] = [
             ("listen", new.listen != current.listen),
             ("admin", new.admin != current.admin),
+            (
+                "admin_max_connections",
+                new.admin_max_connections != current.admin_max_connections,
+            ),
             (
                 "max_connections",
                 new.max_connections != current.max_connections,

@@ -400,6 +400,7 @@ async fn bad_requests_get_an_error_answer_and_the_daemon_carries_on() {
     let mut c = config(&w, dir.path(), StoreConfig::Memory);
     c.admin_max_request = 1024;
     c.admin_timeout = 1.0;
+    c.admin_max_connections = 3;
     let socket = dir.path().join("admin.sock");
     let daemon = start(&c).await;
     for (bytes, what) in [
@@ -452,7 +453,7 @@ async fn bad_requests_get_an_error_answer_and_the_daemon_carries_on() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_valid(admin::ERROR_SCHEMA, &out);
     assert!(String::from_utf8_lossy(&out).contains("\"error\":\"timeout\""));
-    // More than MAX_CONNECTIONS at once: the one too many is told to try again. (A long
+    // More than admin_max_connections at once: the one too many is told to try again. (A long
     // admin_timeout for connections opened from now on, so none of them gives up meanwhile.)
     // (The admin socket itself needs a restart; its limits are live.)
     let mut moved = c.clone();
@@ -466,6 +467,16 @@ async fn bad_requests_get_an_error_answer_and_the_daemon_carries_on() {
         .reload(moved)
         .unwrap_or_else(|e| panic!("reload: {e}"));
     assert_eq!(report.needs_restart, ["admin"], "{report:?}");
+    let mut more = c.clone();
+    more.admin_max_connections = 100;
+    let report = daemon
+        .reload(more)
+        .unwrap_or_else(|e| panic!("reload: {e}"));
+    assert_eq!(
+        report.needs_restart,
+        ["admin_max_connections"],
+        "{report:?}"
+    );
     assert_eq!(daemon.admin_path().as_deref(), Some(socket.as_path()));
     let mut longer = c.clone();
     longer.admin_timeout = 600.0;
@@ -474,10 +485,10 @@ async fn bad_requests_get_an_error_answer_and_the_daemon_carries_on() {
         .unwrap_or_else(|e| panic!("reload: {e}"));
     assert!(report.applied.contains(&"admin limits"), "{report:?}");
     drop(s);
-    // Of MAX_CONNECTIONS + 1 connections held open at once, at least one is answered `busy`
+    // Of admin_max_connections + 1 connections held open at once, at least one is answered `busy`
     // at once; the others wait for their request.
     let mut idle = Vec::new();
-    for _ in 0..=admin::MAX_CONNECTIONS {
+    for _ in 0..=c.admin_max_connections {
         let conn = UnixStream::connect(&socket)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -499,7 +510,12 @@ async fn bad_requests_get_an_error_answer_and_the_daemon_carries_on() {
         let (conn, out) = t.await.unwrap_or_else(|e| panic!("{e}"));
         if !out.is_empty() {
             assert_valid(admin::ERROR_SCHEMA, &out);
-            assert!(String::from_utf8_lossy(&out).contains("\"error\":\"busy\""));
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.contains("\"error\":\"busy\""), "{text}");
+            assert!(
+                text.contains("3 admin connections are being served"),
+                "{text}"
+            );
             busy += 1;
         }
         held.push(conn);

@@ -1,6 +1,6 @@
 //! Serving the admin socket ([`crate::admin`]): one request per connection, its size bounded
 //! by `admin_max_request` and its arrival by `admin_timeout`, the answer written within
-//! `admin_timeout` again, at most [`admin::MAX_CONNECTIONS`] connections at once.
+//! `admin_timeout` again, at most `admin_max_connections` connections at once.
 //!
 //! What an entry means (its state, whether a refresh is due, what would be answered now) is
 //! the core's decision ([`mtasts_core::sts::cache::answer`]); the replies are built by the same
@@ -24,21 +24,23 @@ use tokio_util::task::TaskTracker;
 
 use super::{Live, Shared, sts_reply};
 use crate::admin::{
-    self, AnswerNow, DaneSummary, EntryDetail, FORGET_SCHEMA, FailedFetchDetail, ForgetDocument,
+    AnswerNow, DaneSummary, EntryDetail, FORGET_SCHEMA, FailedFetchDetail, ForgetDocument,
     ForgetResult, LIST_SCHEMA, ListDocument, ListEntry, NegativeDetail, PolicyDetail, Request,
     SHOW_SCHEMA, ShowDocument, State, ZoneReply, encode, error_answer,
 };
 
-/// Accepts admin connections until `stop`; each is served in a task of `tracker`, closed at
+/// Accepts admin connections until `stop`, at most `max_connections` served at once (one
+/// more is answered `busy`); each is served in a task of `tracker`, closed at
 /// once on `abort`.
 pub(super) async fn accept_loop(
     listener: UnixListener,
+    max_connections: usize,
     shared: Arc<Shared>,
     stop: CancellationToken,
     abort: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let slots = Arc::new(Semaphore::new(admin::MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
@@ -57,7 +59,7 @@ pub(super) async fn accept_loop(
         let abort = abort.clone();
         tracker.spawn(async move {
             tokio::select! {
-                () = connection(stream, shared, permit.is_some()) => {}
+                () = connection(stream, shared, permit.as_ref().map(|_| ()).ok_or(max_connections)) => {}
                 () = abort.cancelled() => {}
             }
             drop(permit);
@@ -100,11 +102,18 @@ async fn read_request<R: AsyncRead + Unpin>(rd: &mut R, max: usize) -> Result<Ve
     Ok(line)
 }
 
-async fn connection(stream: UnixStream, shared: Arc<Shared>, admitted: bool) {
+/// Serves one admin connection; `admitted` is `Err(max_connections)` when that many are being
+/// served already (answered `busy`).
+async fn connection(stream: UnixStream, shared: Arc<Shared>, admitted: Result<(), usize>) {
     let uid = stream.peer_cred().ok().map(|c| c.uid());
     let live = shared.live();
     let (mut rd, mut wr) = stream.into_split();
-    let answer = if admitted {
+    let answer = if let Err(max_connections) = admitted {
+        error_answer(
+            "busy",
+            format!("{max_connections} admin connections are being served; try again"),
+        )
+    } else {
         let read = tokio::time::timeout(
             live.admin_timeout,
             read_request(&mut rd, live.admin_max_request),
@@ -145,14 +154,6 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>, admitted: bool) {
                 }
             }
         }
-    } else {
-        error_answer(
-            "busy",
-            format!(
-                "{} admin connections are being served; try again",
-                admin::MAX_CONNECTIONS
-            ),
-        )
     };
     let write = async {
         wr.write_all(&answer).await?;
