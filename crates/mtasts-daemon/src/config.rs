@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use mtasts_postfix::socketmap::{DEFAULT_MAX_REQUEST, DaneMode, POSTFIX_MAX_REPLY, ZoneOptions};
 use mtasts_resolver::ResolverConfig;
 /// The one range check, shared with the resolver's and the policy host's configurations.
-pub use mtasts_resolver::config::check_ranges;
+pub use mtasts_resolver::config::{check_ranges, secs};
 use serde::Deserialize;
 
 /// Why the configuration could not be used. The message names the file, the key and what is
@@ -584,15 +583,6 @@ impl ZoneTable {
             Some((k, v)) => (k.as_str(), v),
             None => ("_default", &self.default),
         }
-    }
-}
-
-/// Seconds as a [`Duration`] (validated values only; others give one second).
-pub(crate) fn secs(v: f64) -> Duration {
-    if v.is_finite() && v > 0.0 {
-        Duration::from_secs_f64(v.min(86_400.0))
-    } else {
-        Duration::from_secs(1)
     }
 }
 

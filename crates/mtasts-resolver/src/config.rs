@@ -247,9 +247,14 @@ impl Default for MemoryConfig {
     }
 }
 
-fn secs(v: f64) -> Duration {
-    if v.is_finite() && v > 0.0 {
-        Duration::from_secs_f64(v.min(86_400.0))
+/// Seconds of a configuration value as a [`Duration`], the one conversion of every
+/// configuration (the resolver's, the daemon's, the policy host's). Meant for values that
+/// passed [`check_ranges`]; any other still converts without a panic: a value that is not a
+/// finite number of seconds (negative, NaN) gives one second, and none gives more than a year.
+pub fn secs(v: f64) -> Duration {
+    const YEAR: f64 = 365.0 * 86_400.0;
+    if v.is_finite() && v >= 0.0 {
+        Duration::from_secs_f64(v.min(YEAR))
     } else {
         Duration::from_secs(1)
     }
@@ -258,6 +263,16 @@ fn secs(v: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secs_converts_any_number_without_a_panic() {
+        assert_eq!(secs(2.5), Duration::from_millis(2_500));
+        assert_eq!(secs(0.0), Duration::ZERO);
+        assert_eq!(secs(1e300), Duration::from_secs(365 * 86_400));
+        assert_eq!(secs(f64::INFINITY), Duration::from_secs(1));
+        assert_eq!(secs(f64::NAN), Duration::from_secs(1));
+        assert_eq!(secs(-3.0), Duration::from_secs(1));
+    }
 
     fn fmt(v: f64) -> String {
         format!("{v}")

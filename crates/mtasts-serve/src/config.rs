@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use mtasts_core::tlsrpt::readiness::Thresholds;
 use mtasts_daemon::config::LogConfig;
@@ -17,6 +16,7 @@ use serde::{Deserialize, Serialize};
 /// Why the configuration could not be used: the daemon's error type, so both programs name
 /// the file, the key and what is wrong the same way.
 pub use mtasts_daemon::config::ConfigError;
+pub(crate) use mtasts_daemon::config::secs;
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -688,15 +688,6 @@ impl Config {
             &self.acme,
             &self.log.format,
         )
-    }
-}
-
-/// Seconds as a [`Duration`] (validated values only; others give one second).
-pub(crate) fn secs(v: f64) -> Duration {
-    if v.is_finite() && v >= 0.0 {
-        Duration::from_secs_f64(v.min(86_400.0 * 365.0))
-    } else {
-        Duration::from_secs(1)
     }
 }
 
