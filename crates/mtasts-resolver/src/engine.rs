@@ -110,7 +110,22 @@ struct Inner {
     clock: Clock,
     counters: Counters,
     dane: Arc<DaneCache>,
+    /// Taken shared by every write of a round's result (memory and store) and of the store's
+    /// write-back, exclusively by [`Resolver::forget`]: a forget happens between writes, never
+    /// in the middle of one.
+    write_gate: tokio::sync::RwLock<()>,
+    /// How many forgets there have been; a round notes it when it begins.
+    forgets: AtomicU64,
+    /// Domains forgotten lately: the count of forgets once theirs was made, and when (kept
+    /// for [`FORGOTTEN_KEPT`] seconds, longer than any round lasts). A round that began before
+    /// its domain was forgotten writes nothing back.
+    forgotten: Mutex<HashMap<String, (u64, UnixSeconds)>>,
 }
+
+/// Seconds a forget is remembered to stop rounds begun before it from writing their result.
+/// A round is bounded by its DNS and fetch timeouts (at most 60 s × 10 attempts a query, a
+/// 120 s connect and a 600 s fetch), far less than this.
+const FORGOTTEN_KEPT: UnixSeconds = 3 * 3_600;
 
 /// The MTA-STS policy resolver. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -172,6 +187,9 @@ impl Resolver {
             store,
             clock,
             counters: Counters::default(),
+            write_gate: tokio::sync::RwLock::new(()),
+            forgets: AtomicU64::new(0),
+            forgotten: Mutex::new(HashMap::new()),
         };
         let resolver = Resolver {
             inner: Arc::new(inner),
@@ -463,6 +481,7 @@ impl Resolver {
         refresh: bool,
         mut trace: Option<&mut Trace>,
     ) -> (Arc<CacheEntry>, Source) {
+        let began = self.inner.forgets.load(Ordering::SeqCst);
         let now = self.now();
         let mut current = self.mem_get(domain).map(|e| (*e).clone());
         if current.as_ref().and_then(|e| answer(e, now)).is_none() || refresh {
@@ -495,7 +514,10 @@ impl Resolver {
                 .store_hits
                 .fetch_add(1, Ordering::Relaxed);
             let entry = Arc::new(entry.clone());
-            self.mem_put(domain, entry.clone());
+            let _gate = self.inner.write_gate.read().await;
+            if !self.forgotten_since(domain, began) {
+                self.mem_put(domain, entry.clone());
+            }
             return (entry, Source::Store);
         }
         let cfg = self.inner.cfg;
@@ -540,12 +562,36 @@ impl Resolver {
             entry = on_fetch(entry, self.now(), &id, outcome, &cfg, self.jitter());
         }
         let entry = Arc::new(entry);
+        let _gate = self.inner.write_gate.read().await;
+        if self.forgotten_since(domain, began) {
+            // Forgotten while this round ran: its result answers the callers waiting for it,
+            // but is not kept (it could be the very policy that was forgotten, kept by a
+            // failed refresh).
+            tracing::debug!(
+                domain,
+                "forgotten during the lookup: its result is not cached"
+            );
+            return (entry, Source::Network);
+        }
         self.mem_put(domain, entry.clone());
         let useless_after = entry.useless_after(&cfg);
         if let Err(e) = self.inner.store.put(domain, &entry, useless_after).await {
             self.count_store_error(&e);
         }
         (entry, Source::Network)
+    }
+
+    /// Whether `domain` was forgotten after a round that noted `began` forgets began.
+    fn forgotten_since(&self, domain: &str, began: u64) -> bool {
+        if self.inner.forgets.load(Ordering::SeqCst) == began {
+            return false;
+        }
+        let forgotten = self
+            .inner
+            .forgotten
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        forgotten.get(domain).is_some_and(|&(at, _)| at > began)
     }
 
     fn spawn_refresh(&self, domain: String) {
@@ -586,6 +632,8 @@ impl Resolver {
             .fetch_add(1, Ordering::Relaxed);
         let cfg = self.inner.cfg;
         let now = self.now();
+        // No forget between reading memory and writing it back (it would be undone).
+        let _gate = self.inner.write_gate.read().await;
         let entries: Vec<(String, Arc<CacheEntry>)> = self
             .inner
             .shards
@@ -835,9 +883,21 @@ impl Resolver {
     /// This removes the protection a cached policy gives against a downgrade (RFC 8461 §5.1,
     /// §10.2): until the policy is fetched again, an attacker who blocks its discovery makes
     /// the domain look as if it had no policy. A lookup already in progress for the domain
-    /// stores its result when it ends.
+    /// answers its callers when it ends, but does not cache its result.
     pub async fn forget(&self, domain: &str) -> Result<Forgotten, String> {
         let domain = normalize(domain)?;
+        let _gate = self.inner.write_gate.write().await;
+        {
+            let now = self.now();
+            let count = self.inner.forgets.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut forgotten = self
+                .inner
+                .forgotten
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            forgotten.retain(|_, &mut (_, when)| when.saturating_add(FORGOTTEN_KEPT) >= now);
+            forgotten.insert(domain.clone(), (count, now));
+        }
         let memory = {
             let mut shard = self
                 .shard(&domain)

@@ -715,3 +715,67 @@ async fn entries_are_listed_shown_and_forgotten_in_memory_and_the_store() {
     assert_eq!(lab.txt_queries("enforce.test"), queries + 1);
     assert_eq!(lab.fetches("enforce.test"), fetched + 1);
 }
+
+/// A lookup in flight when its domain is forgotten answers its caller, but caches nothing:
+/// neither in memory nor in the store (a failed refresh would otherwise write the forgotten
+/// policy straight back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_in_flight_during_a_forget_does_not_cache_its_result() {
+    let lab = lab();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cache.sqlite3");
+    let store = Arc::new(SqliteStore::open(&path).await.expect("sqlite"));
+    let r = lab.resolver_with(store.clone()).await;
+    let lookup = tokio::spawn({
+        let r = r.clone();
+        async move { r.resolve("slow.test").await }
+    });
+    // The fetch has begun once it is counted; the policy host takes 400 ms to answer.
+    let began = tokio::time::timeout(Duration::from_secs(10), async {
+        while r.counters().fetches.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(began.is_ok(), "the fetch never began");
+    let f = r.forget("slow.test").await.expect("a domain");
+    assert!(!f.existed(), "nothing was cached yet: {f:?}");
+    let done = lookup.await.expect("the lookup");
+    assert_eq!(done.source, Source::Network);
+    assert_eq!(mode(&done.outcome), Some(Mode::Enforce));
+    assert!(
+        r.entry("slow.test")
+            .await
+            .expect("a domain")
+            .cached
+            .is_none(),
+        "the result of the lookup in flight was cached"
+    );
+    assert_eq!(r.len(), 0);
+    let reopened = SqliteStore::open(&path).await.expect("reopen");
+    assert!(
+        reopened
+            .get("slow.test", r.now())
+            .await
+            .expect("get")
+            .is_none(),
+        "the result of the lookup in flight was stored"
+    );
+    // A lookup begun after the forget is cached as usual.
+    let next = r.resolve("slow.test").await;
+    assert_eq!(next.source, Source::Network);
+    assert!(
+        r.entry("slow.test")
+            .await
+            .expect("a domain")
+            .cached
+            .is_some()
+    );
+    assert!(
+        reopened
+            .get("slow.test", r.now())
+            .await
+            .expect("get")
+            .is_some()
+    );
+}
