@@ -580,6 +580,12 @@ fn remove_sockets(paths: &[PathBuf]) {
     }
 }
 
+/// The private directory a restricted socket is bound in (`.mtasts-` and 6 random
+/// characters, beside the socket's path) and the socket's name there.
+const PRIVATE_PREFIX: &str = ".mtasts-";
+const PRIVATE_RANDOM: usize = 6;
+const STAGED_NAME: &str = "s";
+
 /// Binds a Unix socket: removes a stale socket file (never another kind of file, nor a
 /// socket someone still listens on), then sets the mode and ownership.
 fn bind_unix(cfg: &UnixListenerConfig) -> anyhow::Result<UnixListener> {
@@ -611,9 +617,6 @@ fn bind_unix(cfg: &UnixListenerConfig) -> anyhow::Result<UnixListener> {
         }
         Ok(())
     };
-    if cfg.mode.is_none() && uid.is_none() && gid.is_none() {
-        return UnixListener::bind(path).with_context(|| format!("cannot listen on unix {shown}"));
-    }
     // bind() creates the file with 0777 & !umask; were the mode set after it at the final
     // path, a process could connect in between (the access control of the admin socket and
     // of a socketmap socket is this mode). So the socket is bound in a fresh directory of
@@ -623,21 +626,20 @@ fn bind_unix(cfg: &UnixListenerConfig) -> anyhow::Result<UnixListener> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let private = tempfile::Builder::new()
-        .prefix(".mtasts-")
-        .tempdir_in(parent)
-        .with_context(|| {
-            format!(
-                "{shown}: cannot create a private directory in {} to bind in",
-                parent.display()
-            )
-        })?;
-    let staged = private.path().join("s");
-    // sun_path holds 107 bytes and a NUL; a path that only fits without the detour is
-    // bound in place, as before (the window is then the systemd unit's UMask=0007 to close).
-    if staged.as_os_str().len() > 107 {
-        drop(private);
-        tracing::debug!(path = %shown, "path too long to bind in a private directory first");
+    // parent/.mtasts-XXXXXX/s must fit sun_path (107 bytes and a NUL).
+    let staged_len = parent.as_os_str().len()
+        + 1
+        + PRIVATE_PREFIX.len()
+        + PRIVATE_RANDOM
+        + 1
+        + STAGED_NAME.len();
+    let restricted = cfg.mode.is_some() || uid.is_some() || gid.is_some();
+    if !restricted || staged_len > 107 {
+        if restricted {
+            // Too long for the detour: bound in place, its mode set just after (the window is
+            // then the systemd unit's UMask=0007 to close).
+            tracing::debug!(path = %shown, "path too long to bind in a private directory first");
+        }
         let listener =
             UnixListener::bind(path).with_context(|| format!("cannot listen on unix {shown}"))?;
         if let Err(e) = restrict(path) {
@@ -646,6 +648,18 @@ fn bind_unix(cfg: &UnixListenerConfig) -> anyhow::Result<UnixListener> {
         }
         return Ok(listener);
     }
+    let private = tempfile::Builder::new()
+        .prefix(PRIVATE_PREFIX)
+        .rand_bytes(PRIVATE_RANDOM)
+        .tempdir_in(parent)
+        .with_context(|| {
+            format!(
+                "{shown}: cannot create a private directory in {} to bind in",
+                parent.display()
+            )
+        })?;
+    let staged = private.path().join(STAGED_NAME);
+    debug_assert_eq!(staged.as_os_str().len(), staged_len);
     let listener =
         UnixListener::bind(&staged).with_context(|| format!("cannot listen on unix {shown}"))?;
     restrict(&staged)?;

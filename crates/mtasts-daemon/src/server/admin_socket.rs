@@ -59,7 +59,7 @@ pub(super) async fn accept_loop(
         let abort = abort.clone();
         tracker.spawn(async move {
             tokio::select! {
-                () = connection(stream, shared, permit.as_ref().map(|_| ()).ok_or(max_connections)) => {}
+                () = connection(stream, shared, permit.is_some(), max_connections) => {}
                 () = abort.cancelled() => {}
             }
             drop(permit);
@@ -102,13 +102,18 @@ async fn read_request<R: AsyncRead + Unpin>(rd: &mut R, max: usize) -> Result<Ve
     Ok(line)
 }
 
-/// Serves one admin connection; `admitted` is `Err(max_connections)` when that many are being
-/// served already (answered `busy`).
-async fn connection(stream: UnixStream, shared: Arc<Shared>, admitted: Result<(), usize>) {
+/// Serves one admin connection; one not `admitted` (`max_connections` are being served
+/// already) is answered `busy`.
+async fn connection(
+    stream: UnixStream,
+    shared: Arc<Shared>,
+    admitted: bool,
+    max_connections: usize,
+) {
     let uid = stream.peer_cred().ok().map(|c| c.uid());
     let live = shared.live();
     let (mut rd, mut wr) = stream.into_split();
-    let answer = if let Err(max_connections) = admitted {
+    let answer = if !admitted {
         error_answer(
             "busy",
             format!("{max_connections} admin connections are being served; try again"),
