@@ -167,6 +167,13 @@ pub(crate) struct DaneCache {
     capacity: usize,
     shards: Vec<RwLock<HashMap<String, Arc<DaneEntry>>>>,
     len: AtomicUsize,
+    /// How many removals there have been (each made under its domain's shard lock). A round
+    /// notes it when it begins, and caches its result only if it is unchanged when the result
+    /// is written (under that domain's shard lock too): an assessment begun before its domain
+    /// was forgotten answers its callers but is not kept. Any removal during a round counts,
+    /// not only one of its domain; removals are rare (`mtasts daemon cache forget`), and the
+    /// cost is one more lookup next time.
+    removals: AtomicU64,
     inflight: Inflight,
     pub(crate) counters: DaneCounters,
 }
@@ -181,6 +188,7 @@ impl DaneCache {
             capacity: capacity.max(1),
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             len: AtomicUsize::new(0),
+            removals: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
             counters: DaneCounters::default(),
         }
@@ -210,11 +218,20 @@ impl DaneCache {
         shard.get(domain).filter(|e| now < e.expires_at).cloned()
     }
 
-    fn put(&self, domain: &str, entry: Arc<DaneEntry>, now: UnixSeconds) {
+    /// Caches `entry`, unless a removal was made since the round that made it noted
+    /// `removals_began`.
+    fn put(&self, domain: &str, entry: Arc<DaneEntry>, now: UnixSeconds, removals_began: u64) {
         let mut shard = self
             .shard(domain)
             .write()
             .unwrap_or_else(|p| p.into_inner());
+        if self.removals.load(Ordering::SeqCst) != removals_began {
+            tracing::debug!(
+                domain,
+                "a removal during the DANE lookup: its result is not cached"
+            );
+            return;
+        }
         if shard.insert(domain.to_owned(), entry).is_none() {
             let len = self.len.fetch_add(1, Ordering::Relaxed) + 1;
             if len > self.capacity {
@@ -255,12 +272,14 @@ impl DaneCache {
         out
     }
 
-    /// Drops the assessment of `domain`; whether there was one (expired or not).
+    /// Drops the assessment of `domain`; whether there was one (expired or not). A round in
+    /// flight (for any domain) when this is called answers its callers but caches nothing.
     pub(crate) fn remove(&self, domain: &str) -> bool {
         let mut shard = self
             .shard(domain)
             .write()
             .unwrap_or_else(|p| p.into_inner());
+        self.removals.fetch_add(1, Ordering::SeqCst);
         let removed = shard.remove(domain).is_some();
         if removed {
             self.len.fetch_sub(1, Ordering::Relaxed);
@@ -375,6 +394,7 @@ impl DaneCache {
 
     async fn round(&self, dns: &Arc<dyn DnsLookup>, clock: &Clock, domain: &str) -> Arc<DaneEntry> {
         self.counters.lookups.fetch_add(1, Ordering::Relaxed);
+        let removals_began = self.removals.load(Ordering::SeqCst);
         let evidence = discover(dns, domain).await;
         let assessment = assess(&evidence);
         if matches!(assessment.decision, Decision::Delay { .. }) {
@@ -394,7 +414,7 @@ impl DaneCache {
             checked_at: now,
             expires_at,
         });
-        self.put(domain, entry.clone(), now);
+        self.put(domain, entry.clone(), now, removals_began);
         entry
     }
 }

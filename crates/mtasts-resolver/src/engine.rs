@@ -883,7 +883,7 @@ impl Resolver {
     /// This removes the protection a cached policy gives against a downgrade (RFC 8461 §5.1,
     /// §10.2): until the policy is fetched again, an attacker who blocks its discovery makes
     /// the domain look as if it had no policy. A lookup already in progress for the domain
-    /// answers its callers when it ends, but does not cache its result.
+    /// (policy or DANE) answers its callers when it ends, but does not cache its result.
     pub async fn forget(&self, domain: &str) -> Result<Forgotten, String> {
         let domain = normalize(domain)?;
         let _gate = self.inner.write_gate.write().await;

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use mtasts_core::dane::{
@@ -368,4 +369,96 @@ async fn rfc4035_s4_9_3_remote_ad_is_not_trusted_unless_configured() {
             assert_eq!(remote.calls.load(Ordering::SeqCst), 0, "no lookup at all");
         }
     }
+}
+
+/// The real DNS client (loopback, so its AD flag is trusted), but each TLSA lookup waits
+/// until the test lets it go, and says when it has begun.
+#[derive(Debug)]
+struct Held {
+    inner: Dns,
+    tlsa_begun: tokio::sync::Notify,
+    release: tokio::sync::Semaphore,
+}
+
+#[async_trait]
+impl DnsLookup for Held {
+    async fn txt(&self, name: &str) -> Result<Answer<TxtRrset>, DnsError> {
+        self.inner.txt(name).await
+    }
+    async fn mx(&self, name: &str) -> Result<Answer<Vec<MxRecord>>, DnsError> {
+        self.inner.mx(name).await
+    }
+    async fn addresses(&self, name: &str) -> Result<Answer<Addresses>, DnsError> {
+        self.inner.addresses(name).await
+    }
+    async fn tlsa(&self, name: &str) -> Result<Answer<Vec<Tlsa>>, DnsError> {
+        self.inner.tlsa(name).await
+    }
+    async fn authenticated(&self, name: &str, qtype: QueryType) -> bool {
+        self.inner.authenticated(name, qtype).await
+    }
+    async fn mx_dnssec(&self, name: &str) -> Lookup<Vec<dane::MxRecord>> {
+        self.inner.mx_dnssec(name).await
+    }
+    async fn addresses_dnssec(&self, name: &str) -> Lookup<HostAddresses> {
+        self.inner.addresses_dnssec(name).await
+    }
+    async fn tlsa_dnssec(&self, name: &str) -> Lookup<Vec<Tlsa>> {
+        self.tlsa_begun.notify_one();
+        if let Ok(permit) = self.release.acquire().await {
+            permit.forget();
+        }
+        self.inner.tlsa_dnssec(name).await
+    }
+    fn servers(&self) -> Vec<SocketAddr> {
+        self.inner.servers()
+    }
+}
+
+/// An assessment in flight when its domain is forgotten answers its caller, but is not
+/// cached: the next request looks it up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assessment_in_flight_during_a_forget_is_not_cached() {
+    let lab = lab();
+    let cfg = lab.config();
+    let held = Arc::new(Held {
+        inner: Dns::new(&cfg.dns.settings()).expect("dns"),
+        tlsa_begun: tokio::sync::Notify::new(),
+        release: tokio::sync::Semaphore::new(0),
+    });
+    let r = Resolver::with_dns(&cfg, Arc::new(MemoryStore), lab.clock(), held.clone())
+        .await
+        .expect("resolver");
+    assert!(r.dane_trusted(), "a loopback resolver");
+    let lookup = tokio::spawn({
+        let r = r.clone();
+        async move { r.resolve_dane("dane.test", false).await }
+    });
+    let begun = tokio::time::timeout(Duration::from_secs(10), held.tlsa_begun.notified()).await;
+    assert!(begun.is_ok(), "the TLSA lookup never began");
+    let f = r.forget("dane.test").await.expect("a domain");
+    assert!(!f.dane, "nothing was cached yet: {f:?}");
+    held.release.add_permits(1);
+    let done = lookup.await.expect("the lookup");
+    assert_eq!(done.source, Source::Network);
+    assert_eq!(
+        done.decision(),
+        Decision::Mandatory,
+        "its caller is answered"
+    );
+    let shown = r.entry("dane.test").await.expect("a domain");
+    assert!(shown.dane.is_none(), "the assessment in flight was cached");
+    assert_eq!(r.dane_cached(), 0);
+
+    // One begun after the forget is cached as usual.
+    held.release.add_permits(1);
+    let next = r.resolve_dane("dane.test", false).await;
+    assert_eq!(next.source, Source::Network);
+    assert_eq!(next.decision(), Decision::Mandatory);
+    assert!(r.entry("dane.test").await.expect("a domain").dane.is_some());
+    assert_eq!(r.dane_cached(), 1);
+    held.release.add_permits(1);
+    let again = r.resolve_dane("dane.test", false).await;
+    assert_eq!(again.source, Source::Memory);
+    assert_eq!(r.dane_counters().lookups.load(Ordering::Relaxed), 2);
 }
