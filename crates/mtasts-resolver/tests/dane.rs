@@ -299,16 +299,34 @@ async fn assessments_are_cached_for_their_ttl_and_coalesced() {
     assert!(r.dane_queries() > queries);
 }
 
-/// The real DNS client, but reporting a remote upstream: what a resolver configured with a
-/// non-loopback server sees. Every lookup is counted.
+/// The real DNS client, tapped: its DANE lookups are counted; `remote` makes it report a
+/// non-loopback upstream (what a resolver configured with a remote server sees); `held`
+/// makes each TLSA lookup say it has begun and wait until the test lets it go.
 #[derive(Debug)]
-struct Remote {
+struct Tapped {
     inner: Dns,
     calls: AtomicU64,
+    remote: bool,
+    held: bool,
+    tlsa_begun: tokio::sync::Notify,
+    release: tokio::sync::Semaphore,
+}
+
+impl Tapped {
+    fn new(cfg: &ResolverConfig, remote: bool, held: bool) -> Arc<Tapped> {
+        Arc::new(Tapped {
+            inner: Dns::new(&cfg.dns.settings()).expect("dns"),
+            calls: AtomicU64::new(0),
+            remote,
+            held,
+            tlsa_begun: tokio::sync::Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+        })
+    }
 }
 
 #[async_trait]
-impl DnsLookup for Remote {
+impl DnsLookup for Tapped {
     async fn txt(&self, name: &str) -> Result<Answer<TxtRrset>, DnsError> {
         self.inner.txt(name).await
     }
@@ -334,10 +352,20 @@ impl DnsLookup for Remote {
     }
     async fn tlsa_dnssec(&self, name: &str) -> Lookup<Vec<Tlsa>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.held {
+            self.tlsa_begun.notify_one();
+            if let Ok(permit) = self.release.acquire().await {
+                permit.forget();
+            }
+        }
         self.inner.tlsa_dnssec(name).await
     }
     fn servers(&self) -> Vec<SocketAddr> {
-        vec!["192.0.2.53:53".parse().expect("an address")]
+        if self.remote {
+            vec!["192.0.2.53:53".parse().expect("an address")]
+        } else {
+            self.inner.servers()
+        }
     }
 }
 
@@ -347,10 +375,7 @@ async fn rfc4035_s4_9_3_remote_ad_is_not_trusted_unless_configured() {
     for trust in [false, true] {
         let mut cfg = lab.config();
         cfg.dane.trust_remote_ad = trust;
-        let remote = Arc::new(Remote {
-            inner: Dns::new(&cfg.dns.settings()).expect("dns"),
-            calls: AtomicU64::new(0),
-        });
+        let remote = Tapped::new(&cfg, true, false);
         let r = Resolver::with_dns(&cfg, Arc::new(MemoryStore), lab.clock(), remote.clone())
             .await
             .expect("resolver");
@@ -371,61 +396,13 @@ async fn rfc4035_s4_9_3_remote_ad_is_not_trusted_unless_configured() {
     }
 }
 
-/// The real DNS client (loopback, so its AD flag is trusted), but each TLSA lookup waits
-/// until the test lets it go, and says when it has begun.
-#[derive(Debug)]
-struct Held {
-    inner: Dns,
-    tlsa_begun: tokio::sync::Notify,
-    release: tokio::sync::Semaphore,
-}
-
-#[async_trait]
-impl DnsLookup for Held {
-    async fn txt(&self, name: &str) -> Result<Answer<TxtRrset>, DnsError> {
-        self.inner.txt(name).await
-    }
-    async fn mx(&self, name: &str) -> Result<Answer<Vec<MxRecord>>, DnsError> {
-        self.inner.mx(name).await
-    }
-    async fn addresses(&self, name: &str) -> Result<Answer<Addresses>, DnsError> {
-        self.inner.addresses(name).await
-    }
-    async fn tlsa(&self, name: &str) -> Result<Answer<Vec<Tlsa>>, DnsError> {
-        self.inner.tlsa(name).await
-    }
-    async fn authenticated(&self, name: &str, qtype: QueryType) -> bool {
-        self.inner.authenticated(name, qtype).await
-    }
-    async fn mx_dnssec(&self, name: &str) -> Lookup<Vec<dane::MxRecord>> {
-        self.inner.mx_dnssec(name).await
-    }
-    async fn addresses_dnssec(&self, name: &str) -> Lookup<HostAddresses> {
-        self.inner.addresses_dnssec(name).await
-    }
-    async fn tlsa_dnssec(&self, name: &str) -> Lookup<Vec<Tlsa>> {
-        self.tlsa_begun.notify_one();
-        if let Ok(permit) = self.release.acquire().await {
-            permit.forget();
-        }
-        self.inner.tlsa_dnssec(name).await
-    }
-    fn servers(&self) -> Vec<SocketAddr> {
-        self.inner.servers()
-    }
-}
-
 /// An assessment in flight when its domain is forgotten answers its caller, but is not
 /// cached: the next request looks it up again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_assessment_in_flight_during_a_forget_is_not_cached() {
     let lab = lab();
     let cfg = lab.config();
-    let held = Arc::new(Held {
-        inner: Dns::new(&cfg.dns.settings()).expect("dns"),
-        tlsa_begun: tokio::sync::Notify::new(),
-        release: tokio::sync::Semaphore::new(0),
-    });
+    let held = Tapped::new(&cfg, false, true);
     let r = Resolver::with_dns(&cfg, Arc::new(MemoryStore), lab.clock(), held.clone())
         .await
         .expect("resolver");
