@@ -26,7 +26,7 @@ use mtasts_net::dns::DnsLookup;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::engine::Clock;
+use crate::engine::{Clock, ForgetLog};
 use crate::resolution::Source;
 
 /// The `[resolver.dane]` settings.
@@ -167,19 +167,20 @@ pub(crate) struct DaneCache {
     capacity: usize,
     shards: Vec<RwLock<HashMap<String, Arc<DaneEntry>>>>,
     len: AtomicUsize,
-    /// How many removals there have been (each made under its domain's shard lock). A round
-    /// notes it when it begins, and caches its result only if it is unchanged when the result
-    /// is written (under that domain's shard lock too): an assessment begun before its domain
-    /// was forgotten answers its callers but is not kept. Any removal during a round counts,
-    /// not only one of its domain; removals are rare (`mtasts daemon cache forget`), and the
-    /// cost is one more lookup next time.
-    removals: AtomicU64,
+    /// The resolver's forgets: an assessment begun before its domain was forgotten answers
+    /// its callers but is not kept (checked under the shard lock that the removal takes).
+    forgets: Arc<ForgetLog>,
     inflight: Inflight,
     pub(crate) counters: DaneCounters,
 }
 
 impl DaneCache {
-    pub(crate) fn new(cfg: DaneConfig, dns: &dyn DnsLookup, capacity: usize) -> DaneCache {
+    pub(crate) fn new(
+        cfg: DaneConfig,
+        dns: &dyn DnsLookup,
+        capacity: usize,
+        forgets: Arc<ForgetLog>,
+    ) -> DaneCache {
         let servers = dns.servers();
         DaneCache {
             trusted: dane::ad_trusted(&servers, cfg.trust_remote_ad),
@@ -188,7 +189,7 @@ impl DaneCache {
             capacity: capacity.max(1),
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             len: AtomicUsize::new(0),
-            removals: AtomicU64::new(0),
+            forgets,
             inflight: Mutex::new(HashMap::new()),
             counters: DaneCounters::default(),
         }
@@ -218,17 +219,17 @@ impl DaneCache {
         shard.get(domain).filter(|e| now < e.expires_at).cloned()
     }
 
-    /// Caches `entry`, unless a removal was made since the round that made it noted
-    /// `removals_began`.
-    fn put(&self, domain: &str, entry: Arc<DaneEntry>, now: UnixSeconds, removals_began: u64) {
+    /// Caches `entry`, unless `domain` was forgotten since the round that made it began
+    /// ([`ForgetLog::began`]).
+    fn put(&self, domain: &str, entry: Arc<DaneEntry>, now: UnixSeconds, began: u64) {
         let mut shard = self
             .shard(domain)
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        if self.removals.load(Ordering::SeqCst) != removals_began {
+        if self.forgets.forgotten_since(domain, began) {
             tracing::debug!(
                 domain,
-                "a removal during the DANE lookup: its result is not cached"
+                "forgotten during the DANE lookup: its result is not cached"
             );
             return;
         }
@@ -272,14 +273,12 @@ impl DaneCache {
         out
     }
 
-    /// Drops the assessment of `domain`; whether there was one (expired or not). A round in
-    /// flight (for any domain) when this is called answers its callers but caches nothing.
+    /// Drops the assessment of `domain`; whether there was one (expired or not).
     pub(crate) fn remove(&self, domain: &str) -> bool {
         let mut shard = self
             .shard(domain)
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        self.removals.fetch_add(1, Ordering::SeqCst);
         let removed = shard.remove(domain).is_some();
         if removed {
             self.len.fetch_sub(1, Ordering::Relaxed);
@@ -394,7 +393,7 @@ impl DaneCache {
 
     async fn round(&self, dns: &Arc<dyn DnsLookup>, clock: &Clock, domain: &str) -> Arc<DaneEntry> {
         self.counters.lookups.fetch_add(1, Ordering::Relaxed);
-        let removals_began = self.removals.load(Ordering::SeqCst);
+        let began = self.forgets.began();
         let evidence = discover(dns, domain).await;
         let assessment = assess(&evidence);
         if matches!(assessment.decision, Decision::Delay { .. }) {
@@ -414,7 +413,7 @@ impl DaneCache {
             checked_at: now,
             expires_at,
         });
-        self.put(domain, entry.clone(), now, removals_began);
+        self.put(domain, entry.clone(), now, began);
         entry
     }
 }

@@ -114,12 +114,44 @@ struct Inner {
     /// write-back, exclusively by [`Resolver::forget`]: a forget happens between writes, never
     /// in the middle of one.
     write_gate: tokio::sync::RwLock<()>,
-    /// How many forgets there have been; a round notes it when it begins.
-    forgets: AtomicU64,
-    /// Domains forgotten lately: the count of forgets once theirs was made, and when (kept
-    /// for [`FORGOTTEN_KEPT`] seconds, longer than any round lasts). A round that began before
-    /// its domain was forgotten writes nothing back.
-    forgotten: Mutex<HashMap<String, (u64, UnixSeconds)>>,
+    /// The forgets made lately, shared with the DANE cache: a round (policy or DANE) that
+    /// began before its domain was forgotten writes nothing back.
+    forgets: Arc<ForgetLog>,
+}
+
+/// The forgets made lately: how many there have been, and for each domain forgotten in the
+/// last [`FORGOTTEN_KEPT`] seconds (longer than any round lasts) the count once its forget was
+/// recorded, and when. A round notes [`ForgetLog::began`] when it begins and, before writing
+/// its result, asks [`ForgetLog::forgotten_since`]; [`Resolver::forget`] records a forget
+/// before it removes anything, so a round either writes before the removal (and is removed)
+/// or sees the forget (and writes nothing).
+#[derive(Debug, Default)]
+pub(crate) struct ForgetLog {
+    count: AtomicU64,
+    recent: Mutex<HashMap<String, (u64, UnixSeconds)>>,
+}
+
+impl ForgetLog {
+    /// What a round notes when it begins.
+    pub(crate) fn began(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Whether `domain` was forgotten after a round that noted `began` began.
+    pub(crate) fn forgotten_since(&self, domain: &str, began: u64) -> bool {
+        if self.count.load(Ordering::SeqCst) == began {
+            return false;
+        }
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.get(domain).is_some_and(|&(at, _)| at > began)
+    }
+
+    fn record(&self, domain: &str, now: UnixSeconds) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let count = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        recent.retain(|_, &mut (_, when)| when.saturating_add(FORGOTTEN_KEPT) >= now);
+        recent.insert(domain.to_owned(), (count, now));
+    }
 }
 
 /// Seconds a forget is remembered to stop rounds begun before it from writing their result.
@@ -170,10 +202,12 @@ impl Resolver {
     ) -> Result<Resolver, ResolverError> {
         config.validate()?;
         let fetcher = Fetcher::new(&config.fetch)?;
+        let forgets = Arc::new(ForgetLog::default());
         let dane = Arc::new(DaneCache::new(
             config.dane,
             dns.as_ref(),
             config.memory.capacity,
+            forgets.clone(),
         ));
         let inner = Inner {
             dane,
@@ -188,8 +222,7 @@ impl Resolver {
             clock,
             counters: Counters::default(),
             write_gate: tokio::sync::RwLock::new(()),
-            forgets: AtomicU64::new(0),
-            forgotten: Mutex::new(HashMap::new()),
+            forgets,
         };
         let resolver = Resolver {
             inner: Arc::new(inner),
@@ -481,7 +514,7 @@ impl Resolver {
         refresh: bool,
         mut trace: Option<&mut Trace>,
     ) -> (Arc<CacheEntry>, Source) {
-        let began = self.inner.forgets.load(Ordering::SeqCst);
+        let began = self.inner.forgets.began();
         let now = self.now();
         let mut current = self.mem_get(domain).map(|e| (*e).clone());
         if current.as_ref().and_then(|e| answer(e, now)).is_none() || refresh {
@@ -515,7 +548,7 @@ impl Resolver {
                 .fetch_add(1, Ordering::Relaxed);
             let entry = Arc::new(entry.clone());
             let _gate = self.inner.write_gate.read().await;
-            if !self.forgotten_since(domain, began) {
+            if !self.inner.forgets.forgotten_since(domain, began) {
                 self.mem_put(domain, entry.clone());
             }
             return (entry, Source::Store);
@@ -563,7 +596,7 @@ impl Resolver {
         }
         let entry = Arc::new(entry);
         let _gate = self.inner.write_gate.read().await;
-        if self.forgotten_since(domain, began) {
+        if self.inner.forgets.forgotten_since(domain, began) {
             // Forgotten while this round ran: its result answers the callers waiting for it,
             // but is not kept (it could be the very policy that was forgotten, kept by a
             // failed refresh).
@@ -579,19 +612,6 @@ impl Resolver {
             self.count_store_error(&e);
         }
         (entry, Source::Network)
-    }
-
-    /// Whether `domain` was forgotten after a round that noted `began` forgets began.
-    fn forgotten_since(&self, domain: &str, began: u64) -> bool {
-        if self.inner.forgets.load(Ordering::SeqCst) == began {
-            return false;
-        }
-        let forgotten = self
-            .inner
-            .forgotten
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        forgotten.get(domain).is_some_and(|&(at, _)| at > began)
     }
 
     fn spawn_refresh(&self, domain: String) {
@@ -887,17 +907,7 @@ impl Resolver {
     pub async fn forget(&self, domain: &str) -> Result<Forgotten, String> {
         let domain = normalize(domain)?;
         let _gate = self.inner.write_gate.write().await;
-        {
-            let now = self.now();
-            let count = self.inner.forgets.fetch_add(1, Ordering::SeqCst) + 1;
-            let mut forgotten = self
-                .inner
-                .forgotten
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            forgotten.retain(|_, &mut (_, when)| when.saturating_add(FORGOTTEN_KEPT) >= now);
-            forgotten.insert(domain.clone(), (count, now));
-        }
+        self.inner.forgets.record(&domain, self.now());
         let memory = {
             let mut shard = self
                 .shard(&domain)
